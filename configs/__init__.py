@@ -1,0 +1,1 @@
+"""Experiment configurations: one file per experiment, each with `get_config()`."""

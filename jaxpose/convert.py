@@ -1,0 +1,542 @@
+"""Official PyTorch state_dicts <-> jaxpose Flax variables, and a converter CLI.
+
+Mapping functions (in memory, numpy in and out, no torch needed):
+  adgan_generator_variables(state_dict, model) / adgan_generator_state_dict(variables)
+  discriminator_variables(state_dict, model)   / discriminator_state_dict(variables, model)
+  infer_adgan_generator_hparams(state_dict), infer_discriminator_hparams(state_dict)
+and `import_checkpoint(kind, path) -> (model, variables)` for .pth files, kinds
+'adgan_generator', 'adgan_discriminator_pb', 'adgan_discriminator_pp',
+'resnet_discriminator' (any in-channels), 'vgg19' / 'vgg16' (torchvision
+files), 'vgg_conv' (Gatys VGG19 of ADGAN's CX loss). Hyperparameters (widths,
+n_res, style_dim, ...) are inferred from the tensor shapes, so reduced-width
+files import too.
+
+Rules: a leading `module.` (nn.DataParallel) is stripped when every key has it;
+conv weights OIHW -> HWIO, linear (out, in) -> (in, out); the 32 AdaIN dummy
+`running_mean`/`running_var` buffers and BatchNorm's `num_batches_tracked` are
+ignored; the generator's VGG layers past conv4_1 (`enc_style.vgg.21` ... `.34`),
+which the official code computes but never uses, are accepted as known-unused
+(logged at info level). Anything else, a missing key, an unexpected key or a
+shape mismatch, raises ONE `StateDictMismatchError` listing all of them: the
+official loader's silent `strict=False` load is why users of the released
+checkpoint got noise (shared/reference/adgan.md sections 3 and 8).
+
+Command line:
+
+  python -m jaxpose.convert --kind adgan --generator <epoch>_net_netG.pth \
+      [--discriminator_pb <epoch>_net_netD_PB.pth] [--discriminator_pp <epoch>_net_netD_PP.pth] \
+      --output <dir>
+
+On-disk layout of <dir> (start training from it with --config.init_from=<dir>):
+
+  <dir>/state/                 Orbax PyTree checkpoint (StandardCheckpointer) of
+                               {'generator': {'params': ..., 'frozen': ...},
+                                'discriminator_pb': {'params': ...},   # if given
+                                'discriminator_pp': {'params': ...}}   # if given
+                               float32 arrays, Flax layouts of jaxpose.models;
+                               'frozen' is the style encoder's VGG up to conv4_1.
+  <dir>/jaxpose_convert.json   {"format": 1, "kind": "adgan", "networks": {name:
+                               {"source": <.pth path>, "module": <class name>,
+                                "hyperparameters": {...constructor kwargs...},
+                                "parameter_counts": {collection: count}}}}
+
+`jaxpose.checkpoints.read_weights(<dir>)` reads the tree back without a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+from typing import Any, Callable, Mapping, Sequence
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpose.models import adgan
+from jaxpose.models import discriminator as discriminator_lib
+from jaxpose.models import vgg as vgg_lib
+
+# How a PyTorch tensor becomes a Flax leaf (and back: the permutations are involutions
+# or have the stated inverse).
+_TO_FLAX = {
+    "conv": lambda w: np.transpose(w, (2, 3, 1, 0)),             # (O, I, kh, kw) -> (kh, kw, I, O)
+    "conv_transpose": lambda w: np.transpose(w, (2, 3, 0, 1)),   # (I, O, kh, kw) -> (kh, kw, I, O)
+    "linear": lambda w: np.transpose(w),                         # (out, in) -> (in, out)
+    "vector": lambda w: w,
+}
+_TO_TORCH = {
+    "conv": lambda w: np.transpose(w, (3, 2, 0, 1)),
+    "conv_transpose": lambda w: np.transpose(w, (2, 3, 0, 1)),
+    "linear": lambda w: np.transpose(w),
+    "vector": lambda w: w,
+}
+
+
+class StateDictMismatchError(ValueError):
+  """A state_dict does not fit the model; `problems` lists every missing/unexpected/mis-shaped key."""
+
+  def __init__(self, source: str, problems: Sequence[str]):
+    self.problems = list(problems)
+    super().__init__(f"{source}: {len(self.problems)} problem(s) between the state_dict and the model:\n  "
+                     + "\n  ".join(self.problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One tensor: official key <-> (collection, path) in the Flax variables, with a layout change."""
+  torch_key: str
+  collection: str
+  path: tuple[str, ...]
+  kind: str  # a key of _TO_FLAX
+
+
+def strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+  """Drops a leading 'module.' (nn.DataParallel) when every key has it."""
+  if state_dict and all(k.startswith("module.") for k in state_dict):
+    return {k[len("module."):]: v for k, v in state_dict.items()}
+  return dict(state_dict)
+
+
+def _conv(torch_prefix: str, collection: str, path: tuple[str, ...], bias: bool = True) -> list[Entry]:
+  out = [Entry(f"{torch_prefix}.weight", collection, path + ("kernel",), "conv")]
+  if bias:
+    out.append(Entry(f"{torch_prefix}.bias", collection, path + ("bias",), "vector"))
+  return out
+
+
+def _linear(torch_prefix: str, path: tuple[str, ...]) -> list[Entry]:
+  return [Entry(f"{torch_prefix}.weight", "params", path + ("kernel",), "linear"),
+          Entry(f"{torch_prefix}.bias", "params", path + ("bias",), "vector")]
+
+
+def _batch_norm(torch_prefix: str, path: tuple[str, ...]) -> list[Entry]:
+  return [Entry(f"{torch_prefix}.weight", "params", path + ("scale",), "vector"),
+          Entry(f"{torch_prefix}.bias", "params", path + ("bias",), "vector"),
+          Entry(f"{torch_prefix}.running_mean", "batch_stats", path + ("mean",), "vector"),
+          Entry(f"{torch_prefix}.running_var", "batch_stats", path + ("var",), "vector")]
+
+
+def _leaves(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, Mapping):
+      out.update(_leaves(v, prefix + (k,)))
+    else:
+      out[prefix + (k,)] = v
+  return out
+
+
+def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
+  for k in path[:-1]:
+    tree = tree.setdefault(k, {})
+  tree[path[-1]] = value
+
+
+def _check_table(table: Sequence[Entry], abstract: Mapping[str, Any]) -> None:
+  """The table must cover the model's variables exactly (a bug here must never pass silently)."""
+  expected = {(c,) + p for c, tree in abstract.items() for p in _leaves(tree)}
+  mapped = [(e.collection,) + e.path for e in table]
+  if sorted(expected) != sorted(mapped):
+    raise AssertionError(f"internal mapping table mismatch: unmapped {sorted(set(expected) - set(mapped))}, "
+                         f"unknown {sorted(set(mapped) - set(expected))}")
+
+
+def state_dict_to_variables(state_dict: Mapping[str, Any], table: Sequence[Entry], abstract: Mapping[str, Any],
+                            *, source: str, known_unused: Callable[[str], str | None] = lambda k: None
+                            ) -> dict[str, Any]:
+  """Maps a state_dict onto Flax variables shaped like `abstract` (e.g. from jax.eval_shape(model.init)).
+
+  known_unused(key) returns None, 'ignore' (silently dropped, e.g. dummy
+  buffers) or 'unused' (dropped and logged at info level).
+  """
+  _check_table(table, abstract)
+  state_dict = strip_module_prefix(state_dict)
+  flat_abstract = {(c,) + p: v for c, tree in abstract.items() for p, v in _leaves(tree).items()}
+  problems, variables, used, unused = [], {}, set(), []
+  for e in table:
+    flax_shape = tuple(flat_abstract[(e.collection,) + e.path].shape)
+    torch_shape = tuple(_TO_TORCH[e.kind](np.empty(flax_shape, np.uint8)).shape)
+    if e.torch_key not in state_dict:
+      problems.append(f"missing {e.torch_key} {torch_shape}")
+      continue
+    used.add(e.torch_key)
+    value = np.asarray(state_dict[e.torch_key])
+    if tuple(value.shape) != torch_shape:
+      problems.append(f"shape mismatch {e.torch_key}: state_dict {tuple(value.shape)}, model {torch_shape}")
+      continue
+    _set(variables.setdefault(e.collection, {}), e.path, _TO_FLAX[e.kind](value).astype(np.float32, copy=False))
+  for key in sorted(state_dict.keys() - used):
+    verdict = known_unused(key)
+    if verdict is None:
+      problems.append(f"unexpected {key} {tuple(np.shape(state_dict[key]))}")
+    elif verdict == "unused":
+      unused.append(key)
+  if problems:
+    raise StateDictMismatchError(source, problems)
+  if unused:
+    logging.info("%s: %d tensors the model does not use were skipped: %s", source, len(unused),
+                 ", ".join(unused))
+  return variables
+
+
+def variables_to_state_dict(variables: Mapping[str, Any], table: Sequence[Entry]) -> dict[str, np.ndarray]:
+  """Inverse of state_dict_to_variables: official keys, PyTorch layouts, float32 numpy."""
+  _check_table(table, variables)
+  flat = {(c,) + p: v for c, tree in variables.items() for p, v in _leaves(tree).items()}
+  return {e.torch_key: np.ascontiguousarray(_TO_TORCH[e.kind](np.asarray(flat[(e.collection,) + e.path],
+                                                                         np.float32)))
+          for e in table}
+
+
+def _abstract_variables(model, *args, **kwargs) -> dict:
+  return dict(jax.eval_shape(lambda: model.init(jax.random.key(0), *args, **kwargs)))
+
+
+# ----------------------------------------------------------------------------
+# ADGAN generator
+
+
+def adgan_generator_table(model: adgan.ADGANGenerator) -> list[Entry]:
+  """Official `ADGen` keys (adgan_G_state_dict.tsv) <-> jaxpose.models.adgan variables."""
+  t: list[Entry] = []
+  n_down, n_res = model.n_downsample, model.n_res
+  t += _conv("enc_content.model.0.conv", "params", ("pose_encoder", "stem"))
+  for i in range(n_down):
+    t += _conv(f"enc_content.model.{1 + i}.conv", "params", ("pose_encoder", f"downsample_{i}"))
+  for j in range(n_res):
+    for c in range(2):
+      t += _conv(f"enc_content.model.{1 + n_down}.model.{j}.model.{c}.conv", "params",
+                 ("pose_encoder", f"residual_{j}", f"conv_{c}"))
+  indices = vgg_lib.torchvision_conv_indices(model.vgg_arch)
+  for name in vgg_lib.conv_names(model.vgg_arch)[:_num_style_vgg_convs(model.vgg_arch)]:
+    t += _conv(f"enc_style.vgg.{indices[name]}", "frozen", ("style_encoder", "vgg", name))
+  t += _conv("enc_style.conv1.conv", "params", ("style_encoder", "stem"))
+  for i in range(3):
+    t += _conv(f"enc_style.conv{2 + i}.conv", "params", ("style_encoder", f"downsample_{i}"))
+  t += _conv("enc_style.model.1", "params", ("style_encoder", "projection"))
+  t += _linear("fc.fc", ("fusion",))
+  for i in range(3):
+    t += _linear(f"mlp.model.{i}.fc", ("adain_mlp", f"dense_{i}"))
+  for j in range(n_res):
+    for c in range(2):
+      t += _conv(f"dec.model.0.model.{j}.model.{c}.conv", "params", ("decoder", f"style_block_{j}", f"conv_{c}"))
+  for i in range(n_down):
+    t += _conv(f"dec.model.{2 + 2 * i}.conv", "params", ("decoder", f"upsample_conv_{i}"))
+    t += [Entry(f"dec.model.{2 + 2 * i}.norm.gamma", "params", ("decoder", f"upsample_norm_{i}", "gamma"), "vector"),
+          Entry(f"dec.model.{2 + 2 * i}.norm.beta", "params", ("decoder", f"upsample_norm_{i}", "beta"), "vector")]
+  t += _conv(f"dec.model.{1 + 2 * n_down}.conv", "params", ("decoder", "output_conv"))
+  return t
+
+
+def _num_style_vgg_convs(arch: str) -> int:
+  return vgg_lib.conv_names(arch).index("conv4_1") + 1
+
+
+_ADAIN_BUFFER = re.compile(r"dec\.model\.0\.model\.\d+\.model\.[01]\.norm\.running_(mean|var)$")
+
+
+def _adgan_generator_known_unused(model: adgan.ADGANGenerator) -> Callable[[str], str | None]:
+  last_used = vgg_lib.torchvision_conv_indices(model.vgg_arch)["conv4_1"]
+
+  def verdict(key: str) -> str | None:
+    if _ADAIN_BUFFER.match(key):
+      return "ignore"  # MUNIT's AdaIN registers them but never reads them.
+    m = re.fullmatch(r"enc_style\.vgg\.(\d+)\.(weight|bias)", key)
+    if m and int(m.group(1)) > last_used:
+      return "unused"  # computed by the official get_features, never used.
+    return None
+  return verdict
+
+
+def adgan_generator_abstract(model: adgan.ADGANGenerator, height: int = 32, width: int = 32) -> dict:
+  """Shapes of the generator's variables, without allocating them."""
+  return _abstract_variables(model, jnp.zeros((1, height, width, model.pose_channels)),
+                             jnp.zeros((1, height, width, model.image_channels)),
+                             jnp.zeros((1, height, width, model.parsing_channels)))
+
+
+def adgan_generator_variables(state_dict: Mapping[str, Any], model: adgan.ADGANGenerator,
+                              *, source: str = "ADGAN generator state_dict") -> dict:
+  """Official netG state_dict -> {'params': ..., 'frozen': ...} for `model` (numpy float32 leaves)."""
+  return state_dict_to_variables(state_dict, adgan_generator_table(model), adgan_generator_abstract(model),
+                                 source=source, known_unused=_adgan_generator_known_unused(model))
+
+
+def adgan_generator_state_dict(variables: Mapping[str, Any], model: adgan.ADGANGenerator | None = None, *,
+                               full_vgg: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+  """Flax generator variables -> official netG state_dict (PyTorch layouts, float32 numpy).
+
+  Writes the 32 AdaIN dummy buffers (zeros / ones, PyTorch's initial values) so
+  the key set is the official one. Our generator only holds the VGG up to
+  conv4_1; pass `full_vgg` ({'frozen': tree} of the whole VGG, e.g. from
+  vgg.load_pretrained_vgg) to also write the layers past it, which the official
+  code computes but never uses; without it they are absent (the official
+  strict=False loader then keeps whatever it had there, without effect).
+  """
+  if model is None:
+    model = adgan.ADGANGenerator(**infer_adgan_generator_hparams_from_variables(variables))
+  table = adgan_generator_table(model)
+  state_dict = variables_to_state_dict({k: variables[k] for k in ("params", "frozen")}, table)
+  c = model.content_channels
+  for j in range(model.n_res):
+    for i in range(2):
+      state_dict[f"dec.model.0.model.{j}.model.{i}.norm.running_mean"] = np.zeros((c,), np.float32)
+      state_dict[f"dec.model.0.model.{j}.model.{i}.norm.running_var"] = np.ones((c,), np.float32)
+  if full_vgg is not None:
+    tree = full_vgg.get("frozen", full_vgg)
+    indices = vgg_lib.torchvision_conv_indices(model.vgg_arch)
+    for name in vgg_lib.conv_names(model.vgg_arch)[_num_style_vgg_convs(model.vgg_arch):]:
+      state_dict[f"enc_style.vgg.{indices[name]}.weight"] = np.ascontiguousarray(
+          np.asarray(tree[name]["kernel"], np.float32).transpose(3, 2, 0, 1))
+      state_dict[f"enc_style.vgg.{indices[name]}.bias"] = np.asarray(tree[name]["bias"], np.float32)
+  return state_dict
+
+
+def _shape(state_dict: Mapping[str, Any], key: str, source: str) -> tuple[int, ...]:
+  if key not in state_dict:
+    raise StateDictMismatchError(source, [f"missing {key} (needed to infer the architecture)"])
+  return tuple(np.shape(state_dict[key]))
+
+
+def infer_adgan_generator_hparams(state_dict: Mapping[str, Any], source: str = "ADGAN generator state_dict"
+                                  ) -> dict[str, Any]:
+  """ADGANGenerator constructor kwargs read off the tensor shapes of an official netG state_dict."""
+  sd = strip_module_prefix(state_dict)
+  stem = _shape(sd, "enc_content.model.0.conv.weight", source)
+  n_down = 0
+  while f"enc_content.model.{1 + n_down}.conv.weight" in sd:
+    n_down += 1
+  res = re.compile(rf"enc_content\.model\.{1 + n_down}\.model\.(\d+)\.model\.0\.conv\.weight$")
+  n_res = len({m.group(1) for k in sd if (m := res.match(k))})
+  style_dim = _shape(sd, "fc.fc.weight", source)[1]
+  per_component = _shape(sd, "enc_style.model.1.weight", source)[0]
+  vgg_arch = "vgg19" if "enc_style.vgg.16.weight" in sd else "vgg16"
+  indices = vgg_lib.torchvision_conv_indices(vgg_arch)
+  vgg_widths = tuple(_shape(sd, f"enc_style.vgg.{indices[f'conv{b}_1']}.weight", source)[0] for b in range(1, 5))
+  return dict(
+      pose_channels=stem[1], parsing_channels=style_dim // per_component, width=stem[0], style_dim=style_dim,
+      n_downsample=n_down, n_res=n_res, mlp_dim=_shape(sd, "mlp.model.0.fc.weight", source)[0],
+      vgg_arch=vgg_arch, vgg_widths=vgg_widths,
+      image_channels=_shape(sd, f"dec.model.{1 + 2 * n_down}.conv.weight", source)[0])
+
+
+def infer_adgan_generator_hparams_from_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+  """ADGANGenerator constructor kwargs read off our own variables' shapes."""
+  p = variables["params"]
+  stem = np.shape(p["pose_encoder"]["stem"]["kernel"])
+  n_down = sum(1 for k in p["pose_encoder"] if k.startswith("downsample_"))
+  vgg = variables["frozen"]["style_encoder"]["vgg"]
+  style_dim = np.shape(p["fusion"]["kernel"])[0]
+  return dict(
+      pose_channels=stem[2], parsing_channels=style_dim // np.shape(p["style_encoder"]["projection"]["bias"])[0],
+      width=stem[3], style_dim=style_dim, n_downsample=n_down,
+      n_res=sum(1 for k in p["pose_encoder"] if k.startswith("residual_")),
+      mlp_dim=np.shape(p["adain_mlp"]["dense_0"]["kernel"])[1],
+      vgg_arch="vgg19" if "conv3_4" in vgg else "vgg16",
+      vgg_widths=tuple(np.shape(vgg[f"conv{b}_1"]["bias"])[0] for b in range(1, 5)),
+      image_channels=np.shape(p["decoder"]["output_conv"]["bias"])[0])
+
+
+# ----------------------------------------------------------------------------
+# ResnetDiscriminator (ADGAN's D_PB / D_PP, PATN's discriminators)
+
+
+def _block_conv_indices(dropout: bool) -> tuple[int, int]:
+  # conv_block = [ReflPad, Conv, Norm, ReLU, (Dropout), ReflPad, Conv, Norm]
+  return 1, (6 if dropout else 5)
+
+
+def discriminator_table(model: discriminator_lib.ResnetDiscriminator) -> list[Entry]:
+  """Official `ResnetDiscriminator` keys (model.{i}...) <-> jaxpose variables."""
+  batch = model.norm == "batch"
+  bias = not batch
+  t: list[Entry] = []
+  t += _conv("model.1", "params", ("stem",), bias)
+  if batch:
+    t += _batch_norm("model.2", ("stem_norm",))
+  for i in range(model.n_downsampling):
+    t += _conv(f"model.{4 + 3 * i}", "params", (f"downsample_{i}",), bias)
+    if batch:
+      t += _batch_norm(f"model.{5 + 3 * i}", (f"downsample_norm_{i}",))
+  first_block = 4 + 3 * model.n_downsampling
+  convs = _block_conv_indices(model.dropout_rate > 0)
+  for j in range(model.n_blocks):
+    for c, idx in enumerate(convs):
+      prefix = f"model.{first_block + j}.conv_block"
+      t += _conv(f"{prefix}.{idx}", "params", (f"block_{j}", f"conv_{c}"), bias)
+      if batch:
+        t += _batch_norm(f"{prefix}.{idx + 1}", (f"block_{j}", f"norm_{c}"))
+  return t
+
+
+def _discriminator_known_unused(key: str) -> str | None:
+  return "ignore" if key.endswith(".num_batches_tracked") else None
+
+
+def discriminator_abstract(model: discriminator_lib.ResnetDiscriminator, in_channels: int) -> dict:
+  return _abstract_variables(model, jnp.zeros((1, 32, 32, in_channels)), train=False)
+
+
+def discriminator_variables(state_dict: Mapping[str, Any], model: discriminator_lib.ResnetDiscriminator,
+                            in_channels: int | None = None, *, source: str = "discriminator state_dict") -> dict:
+  """Official ResnetDiscriminator state_dict -> {'params'[, 'batch_stats']} (numpy float32 leaves)."""
+  if in_channels is None:
+    in_channels = _shape(strip_module_prefix(state_dict), "model.1.weight", source)[1]
+  return state_dict_to_variables(state_dict, discriminator_table(model), discriminator_abstract(model, in_channels),
+                                 source=source, known_unused=_discriminator_known_unused)
+
+
+def discriminator_state_dict(variables: Mapping[str, Any], model: discriminator_lib.ResnetDiscriminator
+                             ) -> dict[str, np.ndarray]:
+  """Flax discriminator variables -> official state_dict (without BatchNorm's num_batches_tracked)."""
+  return variables_to_state_dict(variables, discriminator_table(model))
+
+
+def infer_discriminator_hparams(state_dict: Mapping[str, Any], source: str = "discriminator state_dict"
+                                ) -> tuple[dict[str, Any], int]:
+  """(ResnetDiscriminator kwargs, input channels) from an official state_dict's shapes."""
+  sd = strip_module_prefix(state_dict)
+  stem = _shape(sd, "model.1.weight", source)
+  batch = "model.2.running_mean" in sd or "model.2.weight" in sd
+  n_down = 0
+  while len(np.shape(sd.get(f"model.{4 + 3 * n_down}.weight", ()))) == 4:
+    n_down += 1
+  first_block = 4 + 3 * n_down
+  blocks = re.compile(r"model\.(\d+)\.conv_block\.")
+  block_ids = {int(m.group(1)) for k in sd if (m := blocks.match(k))}
+  n_blocks = 0
+  while first_block + n_blocks in block_ids:
+    n_blocks += 1
+  dropout = len(np.shape(sd.get(f"model.{first_block}.conv_block.6.weight", ()))) == 4
+  return dict(width=stem[0], n_downsampling=n_down, n_blocks=n_blocks, norm="batch" if batch else "instance",
+              dropout_rate=0.5 if dropout else 0.0), stem[1]
+
+
+# ----------------------------------------------------------------------------
+# Files
+
+
+def _load_state_dict(path: str) -> dict[str, np.ndarray]:
+  from jaxpose.io import torch_checkpoint  # pylint: disable=g-import-not-at-top
+  return torch_checkpoint.load_state_dict(path)
+
+
+KINDS = ("adgan_generator", "adgan_discriminator_pb", "adgan_discriminator_pp", "resnet_discriminator",
+         "vgg19", "vgg16", "vgg_conv")
+
+
+def import_checkpoint(kind: str, path: str) -> tuple[Any, dict]:
+  """Reads an official checkpoint file -> (Flax model, variables of jax arrays).
+
+  kind: 'adgan_generator' (`model.apply(v, target_pose, source_image,
+  source_parsing)`), 'adgan_discriminator_pb' / 'adgan_discriminator_pp' /
+  'resnet_discriminator' (`model.apply(v, x, train=False)`), 'vgg19' / 'vgg16'
+  (torchvision files) or 'vgg_conv' (Gatys VGG19), the last three as
+  (vgg.VGG, {'frozen': ...}) with `model.apply(v, x, layers)`.
+  """
+  if kind not in KINDS:
+    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+  state_dict = _load_state_dict(path)
+  source = f"{path} ({kind})"
+  if kind == "adgan_generator":
+    model = adgan.ADGANGenerator(**infer_adgan_generator_hparams(state_dict, source))
+    variables = adgan_generator_variables(state_dict, model, source=source)
+  elif kind in ("vgg19", "vgg16"):
+    variables = vgg_lib.from_torchvision_state_dict(state_dict, kind)
+    model = vgg_lib.VGG(kind)
+  elif kind == "vgg_conv":
+    variables = vgg_lib.from_gatys_state_dict(state_dict)
+    model = vgg_lib.VGG("vgg19")
+  else:
+    hparams, in_channels = infer_discriminator_hparams(state_dict, source)
+    # D_PP sees (image, source image) = 6 channels, D_PB (image, pose) = 3 + pose
+    # channels: catch swapped files here rather than as a shape error later.
+    if kind == "adgan_discriminator_pp" and in_channels != 6:
+      raise ValueError(f"{path}: D_PP takes 6 input channels, this file has {in_channels} (a D_PB file?)")
+    if kind == "adgan_discriminator_pb" and in_channels == 6:
+      raise ValueError(f"{path}: D_PB takes image + pose channels, this file has 6 (a D_PP file?)")
+    model = discriminator_lib.ResnetDiscriminator(**hparams)
+    variables = discriminator_variables(state_dict, model, in_channels, source=source)
+  return model, jax.tree.map(jnp.asarray, variables)
+
+
+def parameter_counts(variables: Mapping[str, Any]) -> dict[str, int]:
+  return {c: int(sum(math.prod(np.shape(x)) for x in jax.tree.leaves(tree))) for c, tree in variables.items()}
+
+
+def _hparams_json(model) -> dict[str, Any]:
+  out = {}
+  for field in dataclasses.fields(model):
+    if field.name in ("parent", "name", "dtype"):
+      continue
+    value = getattr(model, field.name)
+    out[field.name] = list(value) if isinstance(value, tuple) else value
+  return out
+
+
+def convert_adgan(generator: str, output: str, discriminator_pb: str | None = None,
+                  discriminator_pp: str | None = None) -> dict[str, Any]:
+  """Imports official ADGAN .pth files and writes the Orbax directory described in the module docstring.
+
+  Returns the JSON summary it wrote.
+  """
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  output = os.path.abspath(output)
+  state_dir = os.path.join(output, "state")
+  if os.path.exists(state_dir):
+    raise FileExistsError(f"{state_dir} exists; choose a new --output directory")
+  tree, networks = {}, {}
+  for name, kind, path in (("generator", "adgan_generator", generator),
+                           ("discriminator_pb", "adgan_discriminator_pb", discriminator_pb),
+                           ("discriminator_pp", "adgan_discriminator_pp", discriminator_pp)):
+    if path is None:
+      continue
+    model, variables = import_checkpoint(kind, path)
+    tree[name] = variables
+    networks[name] = dict(source=os.path.abspath(path), module=type(model).__name__,
+                          hyperparameters=_hparams_json(model), parameter_counts=parameter_counts(variables))
+  os.makedirs(output, exist_ok=True)
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(min(verbosity, logging.WARNING))  # Orbax logs every step of a save at INFO.
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(state_dir, tree)
+  finally:
+    logging.set_verbosity(verbosity)
+  summary = {"format": 1, "kind": "adgan", "networks": networks}
+  with open(os.path.join(output, "jaxpose_convert.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="python -m jaxpose.convert",
+      description="Convert official PyTorch checkpoints into a jaxpose Orbax directory "
+                  "(train from it with --config.init_from=<output>).")
+  parser.add_argument("--kind", required=True, choices=["adgan"], help="which official model family")
+  parser.add_argument("--generator", required=True, help="<epoch>_net_netG.pth")
+  parser.add_argument("--discriminator_pb", help="<epoch>_net_netD_PB.pth (optional)")
+  parser.add_argument("--discriminator_pp", help="<epoch>_net_netD_PP.pth (optional)")
+  parser.add_argument("--output", required=True, help="new directory to write")
+  args = parser.parse_args(argv)
+  logging.set_verbosity(logging.INFO)
+  summary = convert_adgan(args.generator, args.output, args.discriminator_pb, args.discriminator_pp)
+  print(f"Wrote {os.path.join(os.path.abspath(args.output), 'state')} (Orbax) and jaxpose_convert.json:")
+  for name, info in summary["networks"].items():
+    counts = ", ".join(f"{c} {n:,}" for c, n in sorted(info["parameter_counts"].items(),
+                                                        key=lambda item: item[0] != "params"))
+    print(f"  {name}: {info['module']} from {info['source']}: {counts}")
+    print(f"    hyperparameters {info['hyperparameters']}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,121 @@
+"""Training losses as small pure functions on arrays (NHWC feature maps, scalars out).
+
+The definitions follow the official ADGAN/PATN code (shared/reference/adgan.md
+section 3, peers.md 1.3); each is tested alone against an independent numpy
+reference in tests/test_losses.py. Weights (lambda_*) are applied by the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def l1_loss(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+  """Mean absolute error over all elements (PyTorch `F.l1_loss`)."""
+  return jnp.mean(jnp.abs(predictions.astype(jnp.float32) - targets.astype(jnp.float32)))
+
+
+def lsgan_loss(discriminator_output: jax.Array, target_is_real: bool) -> jax.Array:
+  """Least-squares GAN loss: MSE of every output element against 1 (real) or 0 (fake).
+
+  ADGAN and PATN-DeepFashion use it on the discriminator's whole 256-channel map.
+  """
+  target = 1.0 if target_is_real else 0.0
+  return jnp.mean(jnp.square(discriminator_output.astype(jnp.float32) - target))
+
+
+def bce_gan_loss(discriminator_logits: jax.Array, target_is_real: bool) -> jax.Array:
+  """`BCELoss(sigmoid(x), target)` computed stably from logits (PATN on Market).
+
+  PyTorch's BCELoss clamps log() at -100; the log-sigmoid form never reaches that
+  for finite logits within float32's range of interest.
+  """
+  x = discriminator_logits.astype(jnp.float32)
+  log_p = jax.nn.log_sigmoid(x) if target_is_real else jax.nn.log_sigmoid(-x)
+  return -jnp.mean(jnp.maximum(log_p, -100.0))
+
+
+def imagenet_normalize(images: jax.Array) -> jax.Array:
+  """Images in [-1, 1] -> ImageNet-normalised input of torchvision's VGG.
+
+  `((x + 1) / 2 - mean) / std`, the preprocessing of the official perceptual loss.
+  """
+  mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
+  std = jnp.asarray(IMAGENET_STD, images.dtype)
+  return ((images + 1.0) / 2.0 - mean) / std
+
+
+def _cx_chunk(generated_chunk, target_normed, sigma, b):
+  """CX_ij for a chunk of generated positions i against all target positions j.
+
+  generated_chunk: (N, c, C) normalised; target_normed: (N, J, C) normalised.
+  Returns the chunk's max over i, (N, J).
+  """
+  similarity = jnp.einsum("nic,njc->nij", generated_chunk, target_normed)
+  raw_distance = (1.0 - similarity) / 2.0
+  relative = raw_distance / (jnp.min(raw_distance, axis=-1, keepdims=True) + 1e-5)
+  # softmax over j of (b - relative) / sigma == W / sum_j W, computed stably.
+  cx = jax.nn.softmax((b - relative) / sigma, axis=-1)
+  return jnp.max(cx, axis=1)
+
+
+def contextual_loss(target_features: jax.Array, generated_features: jax.Array,
+                    sigma: float = 0.5, b: float = 1.0, *,
+                    chunk_size: int | None = None) -> jax.Array:
+  """Contextual loss of Mechrez et al. as in ADGAN's `CXLoss` (official `CX_style_loss.py`).
+
+  Args:
+    target_features: (N, H, W, C) features of the real target (`T`).
+    generated_features: (N, H', W', C) features of the generated image (`I`).
+    sigma: bandwidth `h` (ADGAN's training loss uses 0.5, its CX metric 0.1).
+    b: the constant in exp((b - d~) / sigma).
+    chunk_size: the loss needs an (H'W') x (HW) similarity matrix per sample,
+      O((HW)^2) memory (7.9M floats per sample for relu3_2 at 256x176). With a
+      chunk size, generated positions are processed `chunk_size` at a time under
+      `jax.checkpoint`, so forward and backward hold only chunk_size x HW at
+      once; the result is identical. None computes everything at once.
+
+  Returns:
+    Scalar: mean over the batch of -log(mean_j max_i CX_ij).
+
+  The computation, step by step as in the official code:
+    1. centre both by the target's mean over batch, H and W (per channel), so the
+       loss depends on the batch;
+    2. L2-normalise along channels (no epsilon, like the original);
+    3. cosine similarity, raw distance (1 - sim) / 2;
+    4. relative distance d / (min_j d + 1e-5);
+    5. W = exp((b - d~) / sigma), CX_ij = W_ij / sum_j W_ij;
+    6. max over generated positions i, mean over target positions j, -log.
+  """
+  t = target_features.astype(jnp.float32)
+  g = generated_features.astype(jnp.float32)
+  if t.ndim != 4 or g.ndim != 4 or t.shape[0] != g.shape[0] or t.shape[-1] != g.shape[-1]:
+    raise ValueError(
+        "contextual_loss expects NHWC features with equal batch and channels, got "
+        f"{t.shape} and {g.shape}")
+  n, c = t.shape[0], t.shape[-1]
+  mean_t = jnp.mean(t, axis=(0, 1, 2), keepdims=True)
+  t = t - mean_t
+  g = g - mean_t
+  t = t / jnp.linalg.norm(t, axis=-1, keepdims=True)
+  g = g / jnp.linalg.norm(g, axis=-1, keepdims=True)
+  t = t.reshape(n, -1, c)
+  g = g.reshape(n, -1, c)
+  if chunk_size is None or chunk_size >= g.shape[1]:
+    max_over_generated = _cx_chunk(g, t, sigma, b)
+  else:
+    num_positions = g.shape[1]
+    num_chunks = -(-num_positions // chunk_size)
+    pad = num_chunks * chunk_size - num_positions
+    # Padding rows repeat the last real position: duplicates cannot change a max.
+    g = jnp.concatenate([g, jnp.repeat(g[:, -1:], pad, axis=1)], axis=1)
+    chunks = g.reshape(n, num_chunks, chunk_size, c).transpose(1, 0, 2, 3)
+    chunk_fn = jax.checkpoint(functools.partial(_cx_chunk, target_normed=t, sigma=sigma, b=b))
+    max_over_generated = jnp.max(jax.lax.map(chunk_fn, chunks), axis=0)
+  return jnp.mean(-jnp.log(jnp.mean(max_over_generated, axis=-1)))

@@ -1,0 +1,78 @@
+"""Entry point: `python -m jaxpose.main --config configs/<name>.py --workdir <dir>`.
+
+Modes: `train` (the default; trains, then evaluates the test split into
+<workdir>/metrics.json), `evaluate` (metrics of the latest checkpoint in
+--workdir), `generate` (pose and component transfer from a checkpoint).
+Config fields are overridden as `--config.batch_size=8`; unknown fields fail.
+Run from the repository root (configs import each other as `configs.*`).
+"""
+
+from __future__ import annotations
+
+import logging as python_logging
+import os
+
+# TensorFlow's C++ start-up banners say nothing a jaxpose user needs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+
+config_flags.DEFINE_config_file(
+    "config", None, "Experiment configuration file (configs/<name>.py[:variant]).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, samples and metrics.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "generate"], "What to run.")
+flags.DEFINE_bool("multihost", False,
+                  "Call jax.distributed.initialize() (set by launch.sh for multi-host runs; under "
+                  "SLURM or Open MPI the cluster is detected, elsewhere pass the three flags below).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for --multihost without SLURM.")
+flags.DEFINE_integer("num_processes", None, "Number of processes, for --multihost without SLURM.")
+flags.DEFINE_integer("process_id", None, "This process's index, for --multihost without SLURM.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries(python_logging.Filter):
+  """Drops INFO chatter of Orbax (dozens of lines per checkpoint) and Grain; keeps their warnings."""
+
+  _NOISY = (os.sep + "orbax" + os.sep, os.sep + "grain" + os.sep)
+
+  def filter(self, record: python_logging.LogRecord) -> bool:
+    return record.levelno >= python_logging.WARNING or not any(p in record.pathname for p in self._NOISY)
+
+
+def _hide_gpus_from_tensorflow() -> None:
+  # TensorFlow is only here for TFDS building and TensorBoard summaries; it must
+  # never reserve accelerator memory that JAX needs.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+  _hide_gpus_from_tensorflow()
+  if FLAGS.multihost:
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+  logging.info("JAX process %d of %d; local devices: %s; all devices: %d (%s)",
+               jax.process_index(), jax.process_count(), jax.local_devices(), jax.device_count(),
+               jax.default_backend())
+
+  from jaxpose import train  # pylint: disable=g-import-not-at-top
+  if FLAGS.mode == "train":
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  elif FLAGS.mode == "evaluate":
+    train.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
+  else:
+    from jaxpose import generate  # pylint: disable=g-import-not-at-top
+    generate.run(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

