@@ -20,8 +20,10 @@ def get_config(variant: str = ""):
   config.data.heatmap_sigma = 3.0
   config.data.worker_count = 0
 
-  config.batch_size = 8
-  config.num_train_steps = 600
+  # Batch 4 and batch 8 give the same images/s on 2 CPU cores; 4 gives twice
+  # the updates. 400 steps: about 6 minutes of training, 8 minutes in all.
+  config.batch_size = 4
+  config.num_train_steps = 400
   config.generator.width = 16
   config.generator.style_dim = 64
   config.generator.n_res = 2
@@ -30,14 +32,14 @@ def get_config(variant: str = ""):
   config.discriminator.n_blocks = 1
 
   config.optim.learning_rate = 1e-3
-  config.optim.constant_steps = 400
-  config.optim.decay_steps = 200
+  config.optim.constant_steps = 250
+  config.optim.decay_steps = 150
 
-  config.log_every = 25
-  config.sample_every = 200
-  config.checkpoint_every = 200
-  config.eval.num_pairs = 300
-  config.eval.batch_size = 32
+  config.log_every = 20
+  config.sample_every = 100
+  config.checkpoint_every = 100
+  config.eval.num_pairs = 200
+  config.eval.batch_size = 40
 
   if variant == "tiny":
     config.data.name = "synthetic_people/tiny"

@@ -165,7 +165,7 @@ def train_step(state: TrainState, batch: dict, *, nets: networks_lib.Networks,
   generator = {**state.generator, "params": optax.apply_updates(state.generator["params"], g_updates)}
   fake = jax.lax.stop_gradient(fake)
   new = dict(generator=generator, generator_opt=generator_opt)
-  grad_norms = [optax.global_norm(g_grads)]
+  metrics["g_grad_norm"] = optax.tree.norm(g_grads)
 
   for name, net, real_input, fake_input, d_rng in (
       ("pp", nets.discriminator_pp, nets.pp_input(target, batch), nets.pp_input(fake, batch), rng_d_pp),
@@ -178,15 +178,16 @@ def train_step(state: TrainState, batch: dict, *, nets: networks_lib.Networks,
     new[f"discriminator_{name}"] = {**variables, "params": optax.apply_updates(variables["params"], d_updates)}
     new[f"discriminator_{name}_opt"] = opt_state
     metrics[f"d_{name}"] = d_loss
-    grad_norms.append(optax.global_norm(d_grads))
+    metrics[f"d_{name}_grad_norm"] = optax.tree.norm(d_grads)
 
-  finite = jnp.all(jnp.isfinite(jnp.stack([*metrics.values(), *grad_norms])))
+  finite = jnp.all(jnp.isfinite(jnp.stack(list(metrics.values()))))
   updated = state.replace(step=state.step + 1, **new)
   # A non-finite loss leaves the state untouched (no poisoned weights, ever) and
   # records the step; the host loop stops at its next check.
   new_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b), updated, state)
+  # Steps are counted 1-based like checkpoints: the update that would make step s.
   new_state = new_state.replace(nonfinite_step=jnp.where(
-      (state.nonfinite_step < 0) & ~finite, state.step, state.nonfinite_step))
+      (state.nonfinite_step < 0) & ~finite, state.step + 1, state.nonfinite_step))
   metrics["learning_rate"] = learning_rate_schedule(config.optim)(state.step)
   metrics["nonfinite_step"] = new_state.nonfinite_step
   return new_state, metrics

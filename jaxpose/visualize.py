@@ -80,10 +80,17 @@ def heatmap_image(heatmaps: np.ndarray) -> np.ndarray:
 
 
 def grid(rows: Sequence[Sequence[np.ndarray]], *, pad: int = 2, fill: int = 255,
-         column_titles: Sequence[str] | None = None) -> np.ndarray:
-  """Lays out equally sized uint8 images in rows, with `pad` pixels between them."""
+         column_titles: Sequence[str] | None = None, min_height: int = 128) -> np.ndarray:
+  """Lays out equally sized uint8 images in rows, with `pad` pixels between them.
+
+  Images shorter than `min_height` are enlarged by an integer factor (nearest
+  neighbour, so pixels stay honest) to be visible at a glance.
+  """
   if not rows or not rows[0]:
     raise ValueError("grid needs at least one image")
+  scale = max(1, -(-min_height // rows[0][0].shape[0]))
+  if scale > 1:
+    rows = [[np.repeat(np.repeat(im, scale, axis=0), scale, axis=1) for im in row] for row in rows]
   h, w = rows[0][0].shape[:2]
   ncols = max(len(r) for r in rows)
   title_h = 12 if column_titles else 0

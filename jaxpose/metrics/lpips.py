@@ -40,6 +40,9 @@ import numpy as np
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
+# Smallest H and W with features at every layer: the 11x11/4 stem (pad 2) and two
+# 3x3/2 max-pools must leave at least one pixel.
+MIN_IMAGE_SIZE = 31
 
 # (out channels, kernel, stride, padding, max-pool before) of AlexNet's 5 convs.
 ALEXNET_CONVS = (

@@ -215,7 +215,12 @@ class MetricSuite:
     if source is not None:
       self._add("ssim_source_baseline", ssim_lib.ssim_patn(np.asarray(source), target))
     if self._lpips is not None:
-      self._add("lpips", lpips_lib.lpips(self._lpips, generated, target))
+      if min(generated.shape[1:3]) < lpips_lib.MIN_IMAGE_SIZE:
+        # AlexNet's stride-4 stem and two 3x3/2 max-pools leave no pixels below this size.
+        self._skip("lpips", f"LPIPS skipped: images {generated.shape[1:3]} are smaller than AlexNet's "
+                            f"{lpips_lib.MIN_IMAGE_SIZE}x{lpips_lib.MIN_IMAGE_SIZE} minimum")
+      else:
+        self._add("lpips", lpips_lib.lpips(self._lpips, generated, target))
     if self._fid_network is not None:
       model, variables = self._fid_network
       mode = inception_lib.default_preprocessing(model, "fid")

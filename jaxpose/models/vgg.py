@@ -154,11 +154,11 @@ class VGGWeightsError(ValueError):
 
 def _collect(arch: str, lookup: Mapping[str, str], state_dict: Mapping[str, Any], *,
              layout: str, source: str, ignore_prefixes: Sequence[str] = (),
-             widths: Sequence[int] | None = None) -> dict:
+             widths: Sequence[int] | None = None, deepest: str | None = None) -> dict:
   """Builds {'frozen': tree} from state_dict entries named by lookup[conv] + '.weight'/'.bias'.
 
-  layout 'oihw' (PyTorch) or 'hwio' (Flax). Problems are gathered and raised
-  together.
+  layout 'oihw' (PyTorch) or 'hwio' (Flax); `deepest` (e.g. 'conv4_1') keeps
+  only the convs up to it. Problems are gathered and raised together.
   """
   if widths is None:
     # Block widths from the first conv of each block, so reduced-width files load too.
@@ -167,6 +167,9 @@ def _collect(arch: str, lookup: Mapping[str, str], state_dict: Mapping[str, Any]
       shape = np.shape(state_dict.get(f"{lookup[f'conv{b + 1}_1']}.weight", ()))
       widths.append(shape[0 if layout == "oihw" else -1] if len(shape) == 4 else default)
   shapes = conv_shapes(arch, widths)
+  if deepest is not None:
+    names = conv_names(arch)
+    shapes = {c: shapes[c] for c in names[:names.index(deepest) + 1]}
   tree, problems, used = {}, [], set()
   for conv, (c_in, c_out) in shapes.items():
     expected = {"weight": (c_out, c_in, 3, 3) if layout == "oihw" else (3, 3, c_in, c_out),
@@ -218,12 +221,22 @@ def from_torchvision_state_dict(state_dict: Mapping[str, Any], arch: str | None 
 
 
 def from_adgan_generator_state_dict(state_dict: Mapping[str, Any]) -> dict:
-  """The VGG19 inside an ADGAN netG state_dict (`enc_style.vgg.{i}`) -> {'frozen': tree}."""
+  """The VGG inside an ADGAN netG state_dict (`enc_style.vgg.{i}`) -> {'frozen': tree}.
+
+  Official files carry all of VGG19's `features`; files exported by jaxpose
+  carry only the convs up to conv4_1 that the style encoder uses (9 for VGG19,
+  8 for VGG16): both load.
+  """
   state_dict = _strip_module_prefix(state_dict)
   vgg_part = {k: v for k, v in state_dict.items() if k.startswith("enc_style.vgg.")}
-  arch = _torchvision_arch(vgg_part, "enc_style.vgg.")
+  n = sum(1 for k in vgg_part if k.endswith(".weight"))
+  prefix_archs = {conv_names(a).index("conv4_1") + 1: a for a in BLOCK_DEPTHS}
+  if n in prefix_archs:
+    arch, deepest = prefix_archs[n], "conv4_1"
+  else:
+    arch, deepest = _torchvision_arch(vgg_part, "enc_style.vgg."), None
   lookup = {c: f"enc_style.vgg.{i}" for c, i in torchvision_conv_indices(arch).items()}
-  return _collect(arch, lookup, vgg_part, layout="oihw", source="ADGAN generator state_dict")
+  return _collect(arch, lookup, vgg_part, layout="oihw", source="ADGAN generator state_dict", deepest=deepest)
 
 
 def from_gatys_state_dict(state_dict: Mapping[str, Any]) -> dict:
@@ -305,7 +318,7 @@ def _load_pth(path: str) -> tuple[str, dict, str]:
     description = f"torchvision {arch.upper()} ImageNet weights from {path}"
   elif any(k.startswith("enc_style.vgg.") for k in state_dict):
     variables = from_adgan_generator_state_dict(state_dict)
-    arch = "vgg19" if len(variables["frozen"]) == 16 else "vgg16"
+    arch = "vgg19" if "conv3_4" in variables["frozen"] else "vgg16"
     description = f"{arch.upper()} weights of the ADGAN generator checkpoint {path} (enc_style.vgg)"
   elif "conv1_1.weight" in state_dict:
     arch, variables = "vgg19", from_gatys_state_dict(state_dict)

@@ -1,0 +1,193 @@
+"""The training engine at toy size, on 2 fake CPU devices (tests/conftest.py).
+
+Covers: a short run that checkpoints, evaluates and writes its pictures;
+resume exactness (10 steps, restart, 10 more == 20 straight); one step on 2
+devices == the same global batch on 1 device; fine-tuning starts (our
+checkpoint and an official-format .pth); bad configurations; NaN handling.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import synthetic_adgan
+from jaxpose import checkpoints
+from jaxpose import convert
+from jaxpose import networks
+from jaxpose import sharding
+from jaxpose import train
+from jaxpose.io import torch_checkpoint
+
+
+def _config(data_dir, **overrides):
+  config = synthetic_adgan.get_config("tiny")
+  config.data.data_dir = data_dir
+  for key, value in overrides.items():
+    target = config
+    *path, last = key.split(".")
+    for part in path:
+      target = target[part]
+    target[last] = value
+  return config
+
+
+def _generator_params(workdir):
+  tree, _ = checkpoints.read_weights(workdir)
+  return tree["generator"]["params"]
+
+
+def _assert_trees_close(a, b, **tolerance):
+  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(leaves_a) == len(leaves_b) > 0
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tolerance)
+
+
+def test_short_run_checkpoints_evaluates_and_draws(tiny_data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  results = train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=2), workdir)
+  for name in ("data_samples.png", "loss_curves.png", "metrics.json", "metrics_history.jsonl",
+               "samples/step_0000002.png"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2"]
+  with open(os.path.join(workdir, "metrics.json")) as f:
+    metrics = json.load(f)
+  assert metrics == pytest.approx(results)
+  for key in ("ssim", "psnr", "l1", "ssim_source_baseline", "num_pairs", "train_steps"):
+    assert key in metrics
+  assert metrics["train_steps"] == 2 and metrics["num_pairs"] == 8
+  assert 0 < metrics["ssim_source_baseline"] < 1
+  with open(os.path.join(workdir, "metrics_history.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  assert [r["step"] for r in rows] == [1, 2]
+  for key in ("g_total", "g_l1", "g_perceptual", "g_cx", "g_gan", "d_pb", "d_pp", "learning_rate",
+              "steps_per_sec", "images_per_sec"):
+    assert np.isfinite(rows[-1][key]), key
+  # The same command again finds the finished run and restores it instead of retraining.
+  again = train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=2), workdir)
+  assert again["train_steps"] == 2
+
+
+def test_resume_continues_exactly(tiny_data_dir, tmp_path):
+  straight, interrupted = str(tmp_path / "straight"), str(tmp_path / "interrupted")
+  common = dict(checkpoint_every=10, log_every=5, sample_every=100,
+                **{"eval.num_pairs": 4, "optim.constant_steps": 20, "optim.decay_steps": 0})
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=20, **common), straight)
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=10, **common), interrupted)
+  after_ten = _generator_params(interrupted)
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=20, **common), interrupted)
+  # Exactly the same parameters: same batches (input position restored), same dropout
+  # masks (RNG from the step), same optimizer moments.
+  _assert_trees_close(_generator_params(interrupted), _generator_params(straight), rtol=0, atol=1e-6)
+  changed = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
+             zip(jax.tree.leaves(after_ten), jax.tree.leaves(_generator_params(straight)))]
+  assert max(changed) > 1e-4  # and the last 10 steps did train
+  with open(os.path.join(interrupted, "metrics_history.jsonl")) as f:
+    assert [json.loads(line)["step"] for line in f] == [5, 10, 15, 20]
+
+
+def test_two_devices_equal_one_device(tiny_data_dir):
+  assert jax.device_count() == 2
+  config = _config(tiny_data_dir)
+  pretrained = networks.load_pretrained_features(config)
+  rng = np.random.default_rng(0)
+  shapes = train.input_shapes(config)
+  batch = {k: rng.uniform(-1, 1, (4,) + s.shape).astype(np.float32) for k, s in shapes.items()}
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:2]):
+    mesh = sharding.make_mesh(devices)
+    engine = train.build_engine(config, mesh, pretrained)
+    state = engine.create()
+    state, first = engine.step(state, sharding.to_global_arrays(batch, mesh))
+    state, second = engine.step(state, sharding.to_global_arrays(batch, mesh))
+    results.append(jax.device_get((state.generator["params"], state.discriminator_pb["params"], first, second)))
+  (g1, d1, first_1, second_1), (g2, d2, first_2, second_2) = results
+  assert {"g_grad_norm", "d_pb_grad_norm", "d_pp_grad_norm"} <= set(first_1)
+  # Losses and gradient norms agree to float32 reduction-order round-off (the second
+  # step starts from parameters that already differ by that round-off, see below).
+  for key in first_1:
+    np.testing.assert_allclose(first_2[key], first_1[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(second_2[key], second_1[key], rtol=2e-4, atol=1e-6, err_msg=key)
+  # Adam's first updates are +-lr wherever |grad| >> eps, so a gradient that is zero
+  # up to round-off can flip its element's update sign: parameters agree to 1e-6
+  # almost everywhere and never differ by more than Adam's step bound 2 * lr * steps.
+  for new_1, new_2 in ((g1, g2), (d1, d2)):
+    diff = np.concatenate([np.abs(np.asarray(a) - np.asarray(b)).ravel()
+                           for a, b in zip(jax.tree.leaves(new_1), jax.tree.leaves(new_2))])
+    assert diff.max() <= 2 * config.optim.learning_rate * 2
+    assert np.mean(diff > 1e-6) < 0.02
+
+
+def test_fine_tuning_starts_from_weights_only(tiny_data_dir, tmp_path):
+  source = str(tmp_path / "source")
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=2), source)
+  trained, _ = checkpoints.read_weights(source)
+
+  config = _config(tiny_data_dir, init_from=source)
+  mesh = sharding.make_mesh()
+  engine = train.build_engine(config, mesh, networks.load_pretrained_features(config))
+  mngr = checkpoints.manager(str(tmp_path / "fresh"), 2)
+  state, origin = train.initial_state(config, mngr, engine.create, engine.abstract_state,
+                                      engine.state_shardings, iterator=None)
+  assert "fine-tuning" in origin and int(state.step) == 0
+  _assert_trees_close(state.generator, trained["generator"], rtol=0, atol=0)
+  _assert_trees_close(state.discriminator_pb["params"], trained["discriminator_pb"]["params"], rtol=0, atol=0)
+  # Fresh optimizers: Adam's moments start at zero.
+  assert all(not np.asarray(x).any() for x in jax.tree.leaves(state.generator_opt[0].mu))
+
+  only_g = _config(tiny_data_dir, init_from=source, init_what="generator")
+  state_g, _ = train.initial_state(only_g, mngr, engine.create, engine.abstract_state,
+                                   engine.state_shardings, iterator=None)
+  _assert_trees_close(state_g.generator["params"], trained["generator"]["params"], rtol=0, atol=0)
+  fresh_d = np.asarray(jax.tree.leaves(state_g.discriminator_pb["params"])[0])
+  assert not np.allclose(fresh_d, np.asarray(jax.tree.leaves(trained["discriminator_pb"]["params"])[0]))
+
+  # An official-format generator file (legacy PyTorch pickle, DataParallel `module.` keys).
+  model = engine.nets.generator
+  state_dict = convert.adgan_generator_state_dict(trained["generator"], model)
+  pth = str(tmp_path / "800_net_netG.pth")
+  torch_checkpoint.save_state_dict({f"module.{k}": v for k, v in state_dict.items()}, pth, legacy_format=True)
+  official = _config(tiny_data_dir, init_from=pth, init_what="generator")
+  engine_o = train.build_engine(official, mesh, networks.load_pretrained_features(official))
+  state_o, origin = train.initial_state(official, mngr, engine_o.create, engine_o.abstract_state,
+                                        engine_o.state_shardings, iterator=None)
+  assert pth in origin
+  _assert_trees_close(state_o.generator["params"], trained["generator"]["params"], rtol=0, atol=0)
+
+  wrong = _config(tiny_data_dir, init_from=source, **{"generator.width": 8})
+  engine_w = train.build_engine(wrong, mesh, networks.load_pretrained_features(wrong))
+  with pytest.raises(ValueError, match="do not fit"):
+    train.initial_state(wrong, mngr, engine_w.create, engine_w.abstract_state, engine_w.state_shardings,
+                        iterator=None)
+
+
+def _main(*flags, timeout=600):
+  return subprocess.run([sys.executable, "-m", "jaxpose.main", "--config", "configs/synthetic_adgan.py:tiny",
+                         *flags], capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
+
+
+def test_bad_configurations_fail_clearly(tiny_data_dir, tmp_path):
+  typo = _main("--workdir", str(tmp_path / "a"), "--config.batch_sise=8")
+  assert typo.returncode != 0 and "batch_sise" in typo.stderr
+  with pytest.raises(FileNotFoundError, match="tfds build tfds_builders/deepfashion_pose"):
+    train.train_and_evaluate(_config(tiny_data_dir, **{"data.name": "deepfashion_pose"}), str(tmp_path / "b"))
+  with pytest.raises(ValueError, match=r"image_size is \(64, 44\).*\(32, 24\)"):
+    train.train_and_evaluate(_config(tiny_data_dir, **{"data.image_size": (64, 44)}), str(tmp_path / "c"))
+  with pytest.raises(ValueError, match="multiple of the number of devices"):
+    train.train_and_evaluate(_config(tiny_data_dir, batch_size=3), str(tmp_path / "d"))
+
+
+def test_nonfinite_loss_stops_without_a_poisoned_checkpoint(tiny_data_dir, tmp_path):
+  workdir = str(tmp_path / "nan")
+  # An absurd learning rate: step 1 is computed from sane weights, step 2 from exploded ones.
+  config = _config(tiny_data_dir, num_train_steps=5, **{"optim.learning_rate": 1e30})
+  with pytest.raises(FloatingPointError, match=r"step 2.*last good checkpoint is step 1"):
+    train.train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1"]
+  for leaf in jax.tree.leaves(_generator_params(workdir)):
+    assert np.all(np.isfinite(leaf))
