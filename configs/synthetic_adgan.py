@@ -28,6 +28,10 @@ def get_config(variant: str = ""):
   config.generator.style_dim = 64
   config.generator.n_res = 2
   config.generator.mlp_dim = 64
+  # With the official init the AdaIN parameters start nearly independent of the
+  # style code and 400 steps never teach the decoder to use it (component swaps
+  # then change nothing); LeCun-normal style layers use it from step 0.
+  config.generator.style_init = "lecun"
   config.discriminator.width = 16
   config.discriminator.n_blocks = 1
 

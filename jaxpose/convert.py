@@ -2,28 +2,35 @@
 
 Mapping functions (in memory, numpy in and out, no torch needed):
   adgan_generator_variables(state_dict, model) / adgan_generator_state_dict(variables)
+  patn_generator_variables(state_dict, model)  / patn_generator_state_dict(variables)
   discriminator_variables(state_dict, model)   / discriminator_state_dict(variables, model)
-  infer_adgan_generator_hparams(state_dict), infer_discriminator_hparams(state_dict)
+  infer_adgan_generator_hparams(state_dict), infer_patn_generator_hparams(state_dict),
+  infer_discriminator_hparams(state_dict)
 and `import_checkpoint(kind, path) -> (model, variables)` for .pth files, kinds
 'adgan_generator', 'adgan_discriminator_pb', 'adgan_discriminator_pp',
+'patn_generator', 'patn_discriminator_pb', 'patn_discriminator_pp',
 'resnet_discriminator' (any in-channels), 'vgg19' / 'vgg16' (torchvision
 files), 'vgg_conv' (Gatys VGG19 of ADGAN's CX loss). Hyperparameters (widths,
-n_res, style_dim, ...) are inferred from the tensor shapes, so reduced-width
-files import too.
+n_res, n_blocks, norm, style_dim, ...) are inferred from the tensor shapes and
+key names, so reduced-width files import too.
 
 Rules: a leading `module.` (nn.DataParallel) is stripped when every key has it;
-conv weights OIHW -> HWIO, linear (out, in) -> (in, out); the 32 AdaIN dummy
-`running_mean`/`running_var` buffers and BatchNorm's `num_batches_tracked` are
-ignored; the generator's VGG layers past conv4_1 (`enc_style.vgg.21` ... `.34`),
-which the official code computes but never uses, are accepted as known-unused
-(logged at info level). Anything else, a missing key, an unexpected key or a
-shape mismatch, raises ONE `StateDictMismatchError` listing all of them: the
-official loader's silent `strict=False` load is why users of the released
-checkpoint got noise (shared/reference/adgan.md sections 3 and 8).
+conv weights OIHW -> HWIO, transposed-conv weights (in, out, kh, kw) -> (kh,
+kw, in, out), linear (out, in) -> (in, out); the 32 ADGAN AdaIN dummy
+`running_mean`/`running_var` buffers, the InstanceNorm `running_mean` /
+`running_var` buffers PyTorch 0.3 wrote into PATN's instance-norm checkpoints
+(PATN issue #12; they are never read) and BatchNorm's `num_batches_tracked`
+are ignored; ADGAN's generator VGG layers past conv4_1 (`enc_style.vgg.21` ...
+`.34`), which the official code computes but never uses, are accepted as
+known-unused (logged at info level). Anything else, a missing key, an
+unexpected key or a shape mismatch, raises ONE `StateDictMismatchError` listing
+all of them: the official loader's silent `strict=False` load is why users of
+the released ADGAN checkpoint got noise (shared/reference/adgan.md sections 3
+and 8).
 
 Command line:
 
-  python -m jaxpose.convert --kind adgan --generator <epoch>_net_netG.pth \
+  python -m jaxpose.convert --kind adgan|patn --generator <epoch>_net_netG.pth \
       [--discriminator_pb <epoch>_net_netD_PB.pth] [--discriminator_pp <epoch>_net_netD_PP.pth] \
       --output <dir>
 
@@ -34,8 +41,10 @@ On-disk layout of <dir> (start training from it with --config.init_from=<dir>):
                                 'discriminator_pb': {'params': ...},   # if given
                                 'discriminator_pp': {'params': ...}}   # if given
                                float32 arrays, Flax layouts of jaxpose.models;
-                               'frozen' is the style encoder's VGG up to conv4_1.
-  <dir>/jaxpose_convert.json   {"format": 1, "kind": "adgan", "networks": {name:
+                               'frozen' is ADGAN's style-encoder VGG up to
+                               conv4_1 (PATN has none); batch-norm networks
+                               (PATN on Market) also hold 'batch_stats'.
+  <dir>/jaxpose_convert.json   {"format": 1, "kind": "adgan"|"patn", "networks": {name:
                                {"source": <.pth path>, "module": <class name>,
                                 "hyperparameters": {...constructor kwargs...},
                                 "parameter_counts": {collection: count}}}}
@@ -61,6 +70,7 @@ import numpy as np
 
 from jaxpose.models import adgan
 from jaxpose.models import discriminator as discriminator_lib
+from jaxpose.models import patn
 from jaxpose.models import vgg as vgg_lib
 
 # How a PyTorch tensor becomes a Flax leaf (and back: the permutations are involutions
@@ -420,6 +430,173 @@ def infer_discriminator_hparams(state_dict: Mapping[str, Any], source: str = "di
 
 
 # ----------------------------------------------------------------------------
+# PATN generator
+
+
+def _patn_block_indices(dropout: bool) -> tuple[int, int]:
+  # conv_block_stream{1,2} = [ReflPad, Conv, Norm, ReLU, (Dropout), ReflPad, Conv, (Norm)]
+  return _block_conv_indices(dropout)
+
+
+def _patn_norm_prefixes(model: patn.PATNGenerator) -> list[tuple[str, tuple[str, ...]]]:
+  """(official key prefix, Flax path) of every normalisation layer, in the official order."""
+  n_down, (first, second) = model.n_downsampling, _patn_block_indices(model.dropout_rate > 0)
+  out = []
+  for stream, name in (("stream1_down", "image_stream"), ("stream2_down", "pose_stream")):
+    out.append((f"model.{stream}.2", (name, "stem_norm")))
+    out += [(f"model.{stream}.{5 + 3 * i}", (name, f"downsample_norm_{i}")) for i in range(n_down)]
+  for j in range(model.n_blocks):
+    block = f"model.att.{j}"
+    out += [(f"{block}.conv_block_stream1.{first + 1}", (f"block_{j}", "image_norm_0")),
+            (f"{block}.conv_block_stream1.{second + 1}", (f"block_{j}", "image_norm_1")),
+            (f"{block}.conv_block_stream2.{first + 1}", (f"block_{j}", "pose_norm_0"))]
+  out += [(f"model.stream1_up.{3 * i + 1}", ("decoder", f"upsample_norm_{i}")) for i in range(n_down)]
+  return out
+
+
+def patn_generator_table(model: patn.PATNGenerator) -> list[Entry]:
+  """Official `PATNModel` keys (patn_G_state_dict.tsv) <-> jaxpose.models.patn variables, in the official order.
+
+  With batch norm the convs lose their biases (except the output conv) and
+  every norm layer brings weight, bias, running_mean, running_var.
+  """
+  batch = model.norm == "batch"
+  bias = not batch
+  n_down, (first, second) = model.n_downsampling, _patn_block_indices(model.dropout_rate > 0)
+  t: list[Entry] = []
+
+  def norm(prefix: str, path: tuple[str, ...]) -> None:
+    if batch:
+      t.extend(_batch_norm(prefix, path))
+
+  for stream, name in (("stream1_down", "image_stream"), ("stream2_down", "pose_stream")):
+    t += _conv(f"model.{stream}.1", "params", (name, "stem"), bias)
+    norm(f"model.{stream}.2", (name, "stem_norm"))
+    for i in range(n_down):
+      t += _conv(f"model.{stream}.{4 + 3 * i}", "params", (name, f"downsample_{i}"), bias)
+      norm(f"model.{stream}.{5 + 3 * i}", (name, f"downsample_norm_{i}"))
+  for j in range(model.n_blocks):
+    block = f"model.att.{j}"
+    for stream, path in (("conv_block_stream1", "image"), ("conv_block_stream2", "pose")):
+      t += _conv(f"{block}.{stream}.{first}", "params", (f"block_{j}", f"{path}_conv_0"), bias)
+      norm(f"{block}.{stream}.{first + 1}", (f"block_{j}", f"{path}_norm_0"))
+      t += _conv(f"{block}.{stream}.{second}", "params", (f"block_{j}", f"{path}_conv_1"), bias)
+      if path == "image":  # the pose path ends with the attention logits: no norm
+        norm(f"{block}.{stream}.{second + 1}", (f"block_{j}", f"{path}_norm_1"))
+  for i in range(n_down):
+    t += [Entry(f"model.stream1_up.{3 * i}.weight", "params", ("decoder", f"upsample_{i}", "kernel"),
+                "conv_transpose")]
+    if bias:
+      t += [Entry(f"model.stream1_up.{3 * i}.bias", "params", ("decoder", f"upsample_{i}", "bias"), "vector")]
+    norm(f"model.stream1_up.{3 * i + 1}", ("decoder", f"upsample_norm_{i}"))
+  t += _conv(f"model.stream1_up.{3 * n_down + 1}", "params", ("decoder", "output_conv"))
+  return t
+
+
+def _patn_generator_known_unused(model: patn.PATNGenerator) -> Callable[[str], str | None]:
+  norms = {prefix for prefix, _ in _patn_norm_prefixes(model)}
+
+  def verdict(key: str) -> str | None:
+    prefix, _, leaf = key.rpartition(".")
+    if prefix not in norms:
+      return None
+    if leaf == "num_batches_tracked":
+      return "ignore"
+    if model.norm == "instance" and leaf in ("running_mean", "running_var"):
+      return "ignore"  # PyTorch 0.3's InstanceNorm buffers: written, never read (see patn_generator_variables).
+    return None
+  return verdict
+
+
+def patn_generator_abstract(model: patn.PATNGenerator, height: int = 32, width: int = 32) -> dict:
+  """Shapes of the generator's variables, without allocating them."""
+  return _abstract_variables(model, jnp.zeros((1, height, width, model.image_channels)),
+                             jnp.zeros((1, height, width, model.pose_channels)),
+                             jnp.zeros((1, height, width, model.pose_channels)))
+
+
+def patn_generator_variables(state_dict: Mapping[str, Any], model: patn.PATNGenerator,
+                             *, source: str = "PATN generator state_dict") -> dict:
+  """Official netG state_dict -> {'params'[, 'batch_stats']} for `model` (numpy float32 leaves).
+
+  Instance-norm checkpoints saved by PyTorch 0.3 (the released DeepFashion
+  model among them) carry a `running_mean` / `running_var` for every
+  InstanceNorm2d: 0.3 registered them although `InstanceNorm2d(affine=False)`
+  normalises with each image's own statistics and never reads them, and
+  PyTorch >= 0.4 refuses to load them (PATN issue #12, fixed upstream by
+  tool/rm_insnorm_running_vars.py). They are accepted and ignored here, with one
+  log line; so is BatchNorm's `num_batches_tracked`.
+  """
+  verdict = _patn_generator_known_unused(model)
+  legacy = [k for k in strip_module_prefix(state_dict) if verdict(k) == "ignore" and "running_" in k]
+  variables = state_dict_to_variables(state_dict, patn_generator_table(model), patn_generator_abstract(model),
+                                      source=source, known_unused=verdict)
+  if legacy:
+    layers = len({k.rpartition(".")[0] for k in legacy})
+    logging.info("%s: ignored the running_mean/running_var of %d InstanceNorm layers (%d buffers), which "
+                 "PyTorch 0.3 saved but instance norm never reads (PATN issue #12)", source, layers, len(legacy))
+  return variables
+
+
+def patn_generator_state_dict(variables: Mapping[str, Any], model: patn.PATNGenerator | None = None, *,
+                              instance_norm_buffers: bool = False) -> dict[str, np.ndarray]:
+  """Flax generator variables -> official netG state_dict (PyTorch layouts, float32 numpy).
+
+  instance_norm_buffers=True also writes the PyTorch 0.3 InstanceNorm
+  `running_mean` (zeros) / `running_var` (ones) keys, as old checkpoints have
+  them; BatchNorm's `num_batches_tracked` is not written.
+  """
+  if model is None:
+    model = patn.PATNGenerator(**infer_patn_generator_hparams_from_variables(variables))
+  collections = ("params", "batch_stats") if model.norm == "batch" else ("params",)
+  state_dict = variables_to_state_dict({k: variables[k] for k in collections}, patn_generator_table(model))
+  if instance_norm_buffers and model.norm == "instance":
+    # Each norm follows the conv at the index before it; keep the official key order.
+    after_conv = {}
+    for prefix, _ in _patn_norm_prefixes(model):
+      head, _, index = prefix.rpartition(".")
+      after_conv[f"{head}.{int(index) - 1}.bias"] = prefix
+    ordered = {}
+    for key, value in state_dict.items():
+      ordered[key] = value
+      if key in after_conv:
+        ordered[f"{after_conv[key]}.running_mean"] = np.zeros(value.shape, np.float32)
+        ordered[f"{after_conv[key]}.running_var"] = np.ones(value.shape, np.float32)
+    state_dict = ordered
+  return state_dict
+
+
+def infer_patn_generator_hparams(state_dict: Mapping[str, Any], source: str = "PATN generator state_dict"
+                                 ) -> dict[str, Any]:
+  """PATNGenerator constructor kwargs read off the tensor shapes of an official netG state_dict."""
+  sd = strip_module_prefix(state_dict)
+  image_stem = _shape(sd, "model.stream1_down.1.weight", source)
+  pose_stem = _shape(sd, "model.stream2_down.1.weight", source)
+  n_down = 0
+  while f"model.stream1_down.{4 + 3 * n_down}.weight" in sd:
+    n_down += 1
+  blocks = re.compile(r"model\.att\.(\d+)\.")
+  n_blocks = len({m.group(1) for k in sd if (m := blocks.match(k))})
+  # [Pad, Conv, Norm, ReLU, Dropout, Pad, Conv, ...]: the second conv is module 6 with dropout, 5 without
+  # (then module 6 is the norm, whose BatchNorm weight is 1-D).
+  dropout = len(np.shape(sd.get("model.att.0.conv_block_stream1.6.weight", ()))) == 4
+  return dict(image_channels=image_stem[1], pose_channels=pose_stem[1] // 2, width=image_stem[0],
+              n_downsampling=n_down, n_blocks=n_blocks,
+              norm="batch" if "model.stream1_down.2.weight" in sd else "instance",
+              dropout_rate=0.5 if dropout else 0.0)
+
+
+def infer_patn_generator_hparams_from_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+  """PATNGenerator constructor kwargs read off our own variables' shapes (dropout: the official 0.5)."""
+  p = variables["params"]
+  image_stem = np.shape(p["image_stream"]["stem"]["kernel"])
+  return dict(image_channels=image_stem[2], pose_channels=np.shape(p["pose_stream"]["stem"]["kernel"])[2] // 2,
+              width=image_stem[3], n_downsampling=sum(1 for k in p["image_stream"] if k.startswith("downsample_")),
+              n_blocks=sum(1 for k in p if k.startswith("block_")),
+              norm="batch" if "batch_stats" in variables else "instance")
+
+
+# ----------------------------------------------------------------------------
 # Files
 
 
@@ -428,18 +605,27 @@ def _load_state_dict(path: str) -> dict[str, np.ndarray]:
   return torch_checkpoint.load_state_dict(path)
 
 
-KINDS = ("adgan_generator", "adgan_discriminator_pb", "adgan_discriminator_pp", "resnet_discriminator",
-         "vgg19", "vgg16", "vgg_conv")
+KINDS = ("adgan_generator", "adgan_discriminator_pb", "adgan_discriminator_pp", "patn_generator",
+         "patn_discriminator_pb", "patn_discriminator_pp", "resnet_discriminator", "vgg19", "vgg16", "vgg_conv")
 
 
 def import_checkpoint(kind: str, path: str) -> tuple[Any, dict]:
   """Reads an official checkpoint file -> (Flax model, variables of jax arrays).
 
   kind: 'adgan_generator' (`model.apply(v, target_pose, source_image,
-  source_parsing)`), 'adgan_discriminator_pb' / 'adgan_discriminator_pp' /
-  'resnet_discriminator' (`model.apply(v, x, train=False)`), 'vgg19' / 'vgg16'
-  (torchvision files) or 'vgg_conv' (Gatys VGG19), the last three as
-  (vgg.VGG, {'frozen': ...}) with `model.apply(v, x, layers)`.
+  source_parsing)`), 'patn_generator' (`model.apply(v, source_image,
+  source_pose, target_pose)`; instance or batch norm, read off the keys),
+  'adgan_discriminator_pb' / 'adgan_discriminator_pp' / 'patn_discriminator_pb'
+  / 'patn_discriminator_pp' / 'resnet_discriminator' (`model.apply(v, x,
+  train=False)`), 'vgg19' / 'vgg16' (torchvision files) or 'vgg_conv' (Gatys
+  VGG19), the last three as (vgg.VGG, {'frozen': ...}) with
+  `model.apply(v, x, layers)`.
+
+  PATN's discriminators are ADGAN's `ResnetDiscriminator` (ADGAN took them from
+  PATN); the Market ones use batch norm and come with their `batch_stats`.
+  Market's `--no_lsgan` discriminators end in a Sigmoid, which has no weights
+  and so cannot be read off a file: the model returned outputs logits
+  (use_sigmoid=False), which is what jaxpose's BCE loss takes.
   """
   if kind not in KINDS:
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -448,6 +634,9 @@ def import_checkpoint(kind: str, path: str) -> tuple[Any, dict]:
   if kind == "adgan_generator":
     model = adgan.ADGANGenerator(**infer_adgan_generator_hparams(state_dict, source))
     variables = adgan_generator_variables(state_dict, model, source=source)
+  elif kind == "patn_generator":
+    model = patn.PATNGenerator(**infer_patn_generator_hparams(state_dict, source))
+    variables = patn_generator_variables(state_dict, model, source=source)
   elif kind in ("vgg19", "vgg16"):
     variables = vgg_lib.from_torchvision_state_dict(state_dict, kind)
     model = vgg_lib.VGG(kind)
@@ -458,9 +647,9 @@ def import_checkpoint(kind: str, path: str) -> tuple[Any, dict]:
     hparams, in_channels = infer_discriminator_hparams(state_dict, source)
     # D_PP sees (image, source image) = 6 channels, D_PB (image, pose) = 3 + pose
     # channels: catch swapped files here rather than as a shape error later.
-    if kind == "adgan_discriminator_pp" and in_channels != 6:
+    if kind.endswith("_discriminator_pp") and in_channels != 6:
       raise ValueError(f"{path}: D_PP takes 6 input channels, this file has {in_channels} (a D_PB file?)")
-    if kind == "adgan_discriminator_pb" and in_channels == 6:
+    if kind.endswith("_discriminator_pb") and in_channels == 6:
       raise ValueError(f"{path}: D_PB takes image + pose channels, this file has 6 (a D_PP file?)")
     model = discriminator_lib.ResnetDiscriminator(**hparams)
     variables = discriminator_variables(state_dict, model, in_channels, source=source)
@@ -481,21 +670,26 @@ def _hparams_json(model) -> dict[str, Any]:
   return out
 
 
-def convert_adgan(generator: str, output: str, discriminator_pb: str | None = None,
-                  discriminator_pp: str | None = None) -> dict[str, Any]:
-  """Imports official ADGAN .pth files and writes the Orbax directory described in the module docstring.
+FAMILIES = ("adgan", "patn")
+
+
+def convert_official(family: str, generator: str, output: str, discriminator_pb: str | None = None,
+                     discriminator_pp: str | None = None) -> dict[str, Any]:
+  """Imports official ADGAN or PATN .pth files and writes the Orbax directory described in the module docstring.
 
   Returns the JSON summary it wrote.
   """
+  if family not in FAMILIES:
+    raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   output = os.path.abspath(output)
   state_dir = os.path.join(output, "state")
   if os.path.exists(state_dir):
     raise FileExistsError(f"{state_dir} exists; choose a new --output directory")
   tree, networks = {}, {}
-  for name, kind, path in (("generator", "adgan_generator", generator),
-                           ("discriminator_pb", "adgan_discriminator_pb", discriminator_pb),
-                           ("discriminator_pp", "adgan_discriminator_pp", discriminator_pp)):
+  for name, kind, path in (("generator", f"{family}_generator", generator),
+                           ("discriminator_pb", f"{family}_discriminator_pb", discriminator_pb),
+                           ("discriminator_pp", f"{family}_discriminator_pp", discriminator_pp)):
     if path is None:
       continue
     model, variables = import_checkpoint(kind, path)
@@ -510,10 +704,22 @@ def convert_adgan(generator: str, output: str, discriminator_pb: str | None = No
       checkpointer.save(state_dir, tree)
   finally:
     logging.set_verbosity(verbosity)
-  summary = {"format": 1, "kind": "adgan", "networks": networks}
+  summary = {"format": 1, "kind": family, "networks": networks}
   with open(os.path.join(output, "jaxpose_convert.json"), "w") as f:
     json.dump(summary, f, indent=2)
   return summary
+
+
+def convert_adgan(generator: str, output: str, discriminator_pb: str | None = None,
+                  discriminator_pp: str | None = None) -> dict[str, Any]:
+  """`convert_official('adgan', ...)`."""
+  return convert_official("adgan", generator, output, discriminator_pb, discriminator_pp)
+
+
+def convert_patn(generator: str, output: str, discriminator_pb: str | None = None,
+                 discriminator_pp: str | None = None) -> dict[str, Any]:
+  """`convert_official('patn', ...)`."""
+  return convert_official("patn", generator, output, discriminator_pb, discriminator_pp)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -521,14 +727,14 @@ def main(argv: Sequence[str] | None = None) -> int:
       prog="python -m jaxpose.convert",
       description="Convert official PyTorch checkpoints into a jaxpose Orbax directory "
                   "(train from it with --config.init_from=<output>).")
-  parser.add_argument("--kind", required=True, choices=["adgan"], help="which official model family")
+  parser.add_argument("--kind", required=True, choices=list(FAMILIES), help="which official model family")
   parser.add_argument("--generator", required=True, help="<epoch>_net_netG.pth")
   parser.add_argument("--discriminator_pb", help="<epoch>_net_netD_PB.pth (optional)")
   parser.add_argument("--discriminator_pp", help="<epoch>_net_netD_PP.pth (optional)")
   parser.add_argument("--output", required=True, help="new directory to write")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
-  summary = convert_adgan(args.generator, args.output, args.discriminator_pb, args.discriminator_pp)
+  summary = convert_official(args.kind, args.generator, args.output, args.discriminator_pb, args.discriminator_pp)
   print(f"Wrote {os.path.join(os.path.abspath(args.output), 'state')} (Orbax) and jaxpose_convert.json:")
   for name, info in summary["networks"].items():
     counts = ", ".join(f"{c} {n:,}" for c, n in sorted(info["parameter_counts"].items(),

@@ -1,12 +1,25 @@
 """The GAN training engine: `train_and_evaluate(config, workdir)`.
 
 One pure jitted step `(state, batch) -> (state, metrics)` does, as the official
-code: the generator update, then the appearance discriminator D_PP, then the
-shape discriminator D_PB on the detached fake of the same forward pass. Data
-parallelism is `jax.jit` over a 1-D `data` mesh: the batch is split over all
-devices of all hosts, parameters and optimizer states are replicated, and XLA
-inserts the gradient all-reduce. The step's RNG key is `fold_in(seed key, step)`,
-so a restarted run draws the same dropout masks.
+ADGAN and PATN code: the generator update, then the appearance discriminator
+D_PP, then the shape discriminator D_PB on the detached fake of the same
+forward pass (through a history pool of past fakes when
+`config.discriminator.pool_size` > 0, PATN on Market). Data parallelism is
+`jax.jit` over a 1-D `data` mesh: the batch is split over all devices of all
+hosts, parameters and optimizer states are replicated, and XLA inserts the
+gradient all-reduce. The step's RNG key is `fold_in(seed key, step)`, so a
+restarted run draws the same dropout masks and pool choices.
+
+Models (`config.model`): 'adgan' and 'patn'. Networks with batch norm (PATN on
+Market: generator and both discriminators) keep `batch_stats` in their
+variables; every training-mode pass updates them as PyTorch's train-mode
+BatchNorm does, including the discriminators' passes inside the generator's
+adversarial loss (the official code never puts D in eval mode).
+
+GAN loss (`config.loss.gan_type`): 'lsgan' (MSE to 1/0; ADGAN, PATN on
+DeepFashion) or 'bce' (PATN on Market, `--no_lsgan`: the official D ends in a
+Sigmoid followed by BCELoss; here D outputs logits and `losses.bce_gan_loss`
+computes the same loss from them in the numerically stable log-sigmoid form).
 
 Where training starts is decided in one place, `initial_state`.
 """
@@ -60,9 +73,14 @@ class TrainState:
   Attributes:
     step: int32, number of completed updates.
     rng: the run's base PRNG key; step s uses fold_in(rng, s).
-    generator: Flax variables {'params': trainable, 'frozen': style-encoder VGG}.
-    discriminator_pb, discriminator_pp: Flax variables (None when disabled).
+    generator: Flax variables; ADGAN's {'params': trainable, 'frozen':
+      style-encoder VGG}, PATN's {'params'} or, with batch norm, {'params',
+      'batch_stats'}.
+    discriminator_pb, discriminator_pp: Flax variables (None when disabled),
+      with 'batch_stats' for batch norm.
     generator_opt, discriminator_pb_opt, discriminator_pp_opt: Adam states.
+    pool_pb, pool_pp: `ImagePool`s of past fake D inputs (None when
+      config.discriminator.pool_size is 0), checkpointed with everything else.
     loss_vgg: {'frozen': ...} VGG for the perceptual loss (and CX unless cx_vgg).
     cx_vgg: {'frozen': ...} separate CX network (ADGAN's vgg_conv.pth) or None.
     nonfinite_step: -1, or the first step whose losses were NaN/Inf; from then
@@ -76,6 +94,8 @@ class TrainState:
   generator_opt: Any
   discriminator_pb_opt: Any
   discriminator_pp_opt: Any
+  pool_pb: Any
+  pool_pp: Any
   loss_vgg: Any
   cx_vgg: Any
   nonfinite_step: jax.Array
@@ -99,32 +119,137 @@ def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransforma
 
 
 # ----------------------------------------------------------------------------
+# History pool of generated images (PATN on Market)
+
+
+@flax.struct.dataclass
+class ImagePool:
+  """The official `ImagePool` (pix2pix/CycleGAN's history buffer) as arrays.
+
+  PATN's discriminators are trained on fakes drawn from a pool of the last
+  generated D inputs (Shrivastava et al.'s history trick); D_PB and D_PP each
+  have their own pool, which stores what that D sees: concat(fake image,
+  target pose) for D_PB, concat(fake image, source image) for D_PP (official
+  `fake_PB_pool.query(cat(fake_p2, BP2))`), so an old fake comes back with
+  its own condition.
+
+  Attributes:
+    images: (size, H, W, C) stored D inputs (zeros where nothing is stored yet).
+    num_stored: int32 scalar, how many slots are filled (<= size).
+  """
+  images: jax.Array
+  num_stored: jax.Array
+
+
+def init_image_pool(size: int, example_shape: tuple[int, ...], dtype=jnp.float32) -> ImagePool | None:
+  """An empty pool of `size` images of `example_shape`; None for size 0 (pass-through)."""
+  if size < 0:
+    raise ValueError(f"pool size must be >= 0, got {size}")
+  if size == 0:
+    return None
+  return ImagePool(images=jnp.zeros((size,) + tuple(example_shape), dtype), num_stored=jnp.zeros((), jnp.int32))
+
+
+def query_image_pool(pool: ImagePool | None, images: jax.Array, rng: jax.Array
+                     ) -> tuple[ImagePool | None, jax.Array]:
+  """The official `ImagePool.query`, one sample after the other: -> (new pool, images for D).
+
+  For each sample of the batch, in order: while the pool is not full, store it
+  and return it; once full, with probability 1/2 return a uniformly chosen
+  stored image and put the new one in its slot, else return the new one. A
+  later sample can thus get an image stored by an earlier one of the same
+  batch, as in the official loop. A None pool (size 0) returns `images`.
+  Pure: the draws come from `rng`, the state is in the returned pool.
+  """
+  if pool is None:
+    return None, images
+  size = pool.images.shape[0]
+
+  def one(carry, inputs):
+    stored, num_stored = carry
+    image, key = inputs
+    swap_key, slot_key = jax.random.split(key)
+    filling = num_stored < size
+    swap = ~filling & (jax.random.uniform(swap_key) > 0.5)
+    slot = jnp.where(filling, num_stored, jax.random.randint(slot_key, (), 0, size))
+    old = stored[slot]
+    stored = stored.at[slot].set(jnp.where(filling | swap, image, old))
+    return (stored, num_stored + filling.astype(jnp.int32)), jnp.where(swap, old, image)
+
+  keys = jax.random.split(rng, images.shape[0])
+  (stored, num_stored), out = jax.lax.scan(one, (pool.images, pool.num_stored),
+                                           (images.astype(pool.images.dtype), keys))
+  return ImagePool(images=stored, num_stored=num_stored), out.astype(images.dtype)
+
+
+# ----------------------------------------------------------------------------
 # The step
 
+GAN_TYPES = ("lsgan", "bce")
 
-def _discriminator_loss(apply_fn, variables, real, fake, weight, rng):
-  """0.5 * weight * (GAN(D(real), real) + GAN(D(fake), fake)), dropout active."""
+
+def gan_type(config) -> str:
+  """config.loss.gan_type, 'lsgan' when the config has none (ADGAN's configs)."""
+  value = config.loss.get("gan_type", "lsgan")
+  if value not in GAN_TYPES:
+    raise ValueError(f"config.loss.gan_type must be one of {GAN_TYPES}, got {value!r}")
+  return value
+
+
+def pool_size(config) -> int:
+  """config.discriminator.pool_size, 0 (no history) when the config has none."""
+  return int(config.discriminator.get("pool_size", 0))
+
+
+def _gan_loss_fn(config) -> Callable[[jax.Array, bool], jax.Array]:
+  # BCE takes D's logits: D has no final sigmoid here (networks.build), the loss
+  # applies it in the stable log-sigmoid form.
+  return losses.bce_gan_loss if gan_type(config) == "bce" else losses.lsgan_loss
+
+
+def _apply_discriminator(net, variables, x, rng):
+  """D in training mode (dropout on, batch norm on batch statistics) -> (output, variables).
+
+  With batch norm the returned variables carry the updated running statistics.
+  """
+  if "batch_stats" in variables:
+    out, updates = net.apply(variables, x, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+    return out, {**variables, **updates}
+  return net.apply(variables, x, train=True, rngs={"dropout": rng}), variables
+
+
+def _discriminator_loss(net, variables, real, fake, weight, rng, gan_loss):
+  """0.5 * weight * (GAN(D(real), real) + GAN(D(fake), fake)), dropout active.
+
+  Returns ((loss, non-parameter collections after both passes), gradients);
+  D sees the real batch first, then the fake one, as the official backward_D_basic.
+  """
   def loss_fn(params):
     v = {**variables, "params": params}
     rng_real, rng_fake = jax.random.split(rng)
-    real_out = apply_fn(v, real, train=True, rngs={"dropout": rng_real})
-    fake_out = apply_fn(v, fake, train=True, rngs={"dropout": rng_fake})
-    return 0.5 * weight * (losses.lsgan_loss(real_out, True) + losses.lsgan_loss(fake_out, False))
-  return jax.value_and_grad(loss_fn)(variables["params"])
+    real_out, v = _apply_discriminator(net, v, real, rng_real)
+    fake_out, v = _apply_discriminator(net, v, fake, rng_fake)
+    loss = 0.5 * weight * (gan_loss(real_out, True) + gan_loss(fake_out, False))
+    return loss, {k: x for k, x in v.items() if k != "params"}
+  return jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
 
 
 def train_step(state: TrainState, batch: dict, *, nets: networks_lib.Networks,
                config: ml_collections.ConfigDict) -> tuple[TrainState, dict]:
   """One G update, then D_PP, then D_PB; returns the new state and scalar metrics."""
   loss_cfg = config.loss
+  gan_loss = _gan_loss_fn(config)
   g_tx, d_tx = make_optimizer(config.optim), make_optimizer(config.optim)
   rng = jax.random.fold_in(state.rng, state.step)
   rng_g_pb, rng_g_pp, rng_d_pb, rng_d_pp = jax.random.split(rng, 4)
+  # Keys added for PATN (generator dropout, the pools) come from a separate
+  # branch, so the four above, and with them ADGAN's runs, stay as they were.
+  rng_g, rng_pool_pb, rng_pool_pp = jax.random.split(jax.random.fold_in(rng, 0x9A7), 3)
   target = batch["target_image"]
 
   def generator_loss(params):
     variables = {**state.generator, "params": params}
-    fake = nets.generate(variables, batch)
+    fake, g_collections = nets.generate_for_training(variables, batch, rng_g)
     terms = {"g_l1": losses.l1_loss(fake, target)}
     total = loss_cfg.l1 * terms["g_l1"]
     if loss_cfg.perceptual:
@@ -144,38 +269,51 @@ def train_step(state: TrainState, batch: dict, *, nets: networks_lib.Networks,
           losses.contextual_loss(real_feat[l], fake_feat[l], sigma=loss_cfg.cx_sigma, b=loss_cfg.cx_b,
                                  chunk_size=chunk) for l in layers)
       total += loss_cfg.cx * terms["g_cx"]
-    gan_terms = []
+    # D in training mode, as in the official backward_G: dropout on and, with
+    # batch norm, D's running statistics move with these fake batches too.
+    gan_terms, d_after = [], {}
     if nets.discriminator_pb is not None:
-      out = nets.discriminator_pb.apply(state.discriminator_pb, nets.pb_input(fake, batch), train=True,
-                                        rngs={"dropout": rng_g_pb})
-      gan_terms.append(losses.lsgan_loss(out, True))
+      out, d_after["pb"] = _apply_discriminator(nets.discriminator_pb, state.discriminator_pb,
+                                                nets.pb_input(fake, batch), rng_g_pb)
+      gan_terms.append(gan_loss(out, True))
     if nets.discriminator_pp is not None:
-      out = nets.discriminator_pp.apply(state.discriminator_pp, nets.pp_input(fake, batch), train=True,
-                                        rngs={"dropout": rng_g_pp})
-      gan_terms.append(losses.lsgan_loss(out, True))
+      out, d_after["pp"] = _apply_discriminator(nets.discriminator_pp, state.discriminator_pp,
+                                                nets.pp_input(fake, batch), rng_g_pp)
+      gan_terms.append(gan_loss(out, True))
     if gan_terms:
       terms["g_gan"] = sum(gan_terms) / len(gan_terms)
       total += loss_cfg.gan * terms["g_gan"]
     terms["g_total"] = total
-    return total, (fake, terms)
+    d_collections = {name: {k: x for k, x in v.items() if k != "params"} for name, v in d_after.items()}
+    return total, (fake, terms, g_collections, d_collections)
 
-  (_, (fake, metrics)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
-      state.generator["params"])
+  (_, (fake, metrics, g_collections, d_collections)), g_grads = jax.value_and_grad(
+      generator_loss, has_aux=True)(state.generator["params"])
   g_updates, generator_opt = g_tx.update(g_grads, state.generator_opt, state.generator["params"])
-  generator = {**state.generator, "params": optax.apply_updates(state.generator["params"], g_updates)}
+  generator = {**state.generator, **g_collections,
+               "params": optax.apply_updates(state.generator["params"], g_updates)}
   fake = jax.lax.stop_gradient(fake)
   new = dict(generator=generator, generator_opt=generator_opt)
   metrics["g_grad_norm"] = optax.tree.norm(g_grads)
 
-  for name, net, real_input, fake_input, d_rng in (
-      ("pp", nets.discriminator_pp, nets.pp_input(target, batch), nets.pp_input(fake, batch), rng_d_pp),
-      ("pb", nets.discriminator_pb, nets.pb_input(target, batch), nets.pb_input(fake, batch), rng_d_pb)):
+  # The D inputs of this batch's fakes, through the history pools (pass-through
+  # when there are none); D_PP's pool is queried first, as the official order.
+  fake_inputs = {}
+  for name, make_input, pool_rng in (("pp", nets.pp_input, rng_pool_pp), ("pb", nets.pb_input, rng_pool_pb)):
+    pool, fake_inputs[name] = query_image_pool(getattr(state, f"pool_{name}"), make_input(fake, batch), pool_rng)
+    new[f"pool_{name}"] = pool
+
+  for name, net, real_input, d_rng in (("pp", nets.discriminator_pp, nets.pp_input(target, batch), rng_d_pp),
+                                       ("pb", nets.discriminator_pb, nets.pb_input(target, batch), rng_d_pb)):
     if net is None:
       continue
-    variables, opt_state = getattr(state, f"discriminator_{name}"), getattr(state, f"discriminator_{name}_opt")
-    d_loss, d_grads = _discriminator_loss(net.apply, variables, real_input, fake_input, loss_cfg.gan, d_rng)
+    variables = {**getattr(state, f"discriminator_{name}"), **d_collections[name]}
+    opt_state = getattr(state, f"discriminator_{name}_opt")
+    (d_loss, d_collections_after), d_grads = _discriminator_loss(net, variables, real_input, fake_inputs[name],
+                                                                 loss_cfg.gan, d_rng, gan_loss)
     d_updates, opt_state = d_tx.update(d_grads, opt_state, variables["params"])
-    new[f"discriminator_{name}"] = {**variables, "params": optax.apply_updates(variables["params"], d_updates)}
+    new[f"discriminator_{name}"] = {**variables, **d_collections_after,
+                                    "params": optax.apply_updates(variables["params"], d_updates)}
     new[f"discriminator_{name}_opt"] = opt_state
     metrics[f"d_{name}"] = d_loss
     metrics[f"d_{name}_grad_norm"] = optax.tree.norm(d_grads)
@@ -215,23 +353,27 @@ def _create_state(seed, g_frozen, loss_vgg, cx_vgg, *, nets, config):
   init_seed = jax.random.randint(jax.random.fold_in(rng, 1), (), 0, 2**31 - 1)
   g_rng, pb_rng, pp_rng = jax.random.split(jax.random.key(init_seed, impl="rbg"), 3)
   sample_batch = {k: jnp.zeros((1,) + s.shape, s.dtype) for k, s in input_shapes(config).items()}
-  generator = {**nets.init_generator(g_rng, sample_batch), "frozen": g_frozen}
+  generator = nets.init_generator(g_rng, sample_batch)
+  if g_frozen is not None:  # ADGAN's style-encoder VGG; PATN has no frozen part
+    generator["frozen"] = g_frozen
   tx = make_optimizer(config.optim)
   d = {}
   for name, net, make_input, d_rng in (
       ("pb", nets.discriminator_pb, nets.pb_input, pb_rng),
       ("pp", nets.discriminator_pp, nets.pp_input, pp_rng)):
+    d_input = make_input(sample_batch["target_image"], sample_batch)
+    d[f"pool_{name}"] = init_image_pool(pool_size(config), d_input.shape[1:]) if net is not None else None
     if net is None:
       d[name], d[f"{name}_opt"] = None, None
       continue
-    variables = dict(net.init({"params": d_rng}, make_input(sample_batch["target_image"], sample_batch),
-                              train=False))
+    variables = dict(net.init({"params": d_rng}, d_input, train=False))
     d[name], d[f"{name}_opt"] = variables, tx.init(variables["params"])
   return TrainState(
       step=jnp.zeros((), jnp.int32), rng=rng, generator=generator,
       discriminator_pb=d["pb"], discriminator_pp=d["pp"],
       generator_opt=tx.init(generator["params"]),
       discriminator_pb_opt=d["pb_opt"], discriminator_pp_opt=d["pp_opt"],
+      pool_pb=d["pool_pb"], pool_pp=d["pool_pp"],
       loss_vgg=loss_vgg, cx_vgg=cx_vgg, nonfinite_step=jnp.full((), -1, jnp.int32))
 
 
@@ -342,8 +484,12 @@ def _validate_config(config, train_source) -> None:
         f"config.data.image_size is {expected} but dataset {train_source.name} holds "
         f"{tuple(train_source.image_size)} images; set --config.data.image_size to match or choose "
         "another dataset config")
+  networks_lib.check_model(config)
   if config.model == "adgan" and not train_source.has_parsing:
     raise ValueError(f"ADGAN needs parsing maps, and {train_source.name} has none")
+  gan_type(config)
+  if pool_size(config) < 0:
+    raise ValueError(f"config.discriminator.pool_size must be >= 0, got {pool_size(config)}")
   for name in ("num_train_steps", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
     if getattr(config, name) <= 0:
       raise ValueError(f"config.{name} must be positive, got {getattr(config, name)}")

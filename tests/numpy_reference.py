@@ -457,3 +457,180 @@ def resnet_discriminator_state_dict(rng, in_channels, *, width=64, n_downsamplin
     bn(f"model.{idx}.conv_block.{second + 1}", dim)
     idx += 1
   return sd
+
+
+# ----------------------------------------------------------------------------
+# PATN generator (official PATNModel: model.stream1_down / stream2_down / att / stream1_up),
+# written from shared/reference/peers.md 1.1. NCHW, float64, official keys looked up directly.
+
+PATN_MISTAKES = (
+    "mask_in_concat",        # next pose input = concat(sigmoid mask, ...) instead of the logits
+    "image_first_concat",    # concat(updated image, logits) instead of concat(logits, updated image)
+    "no_residual",           # image_out = attended path alone, without + image
+    "norm_on_logits",        # a norm after the pose path's last conv
+    "reflect_stride2",       # reflection instead of zero padding in the stride-2 convs
+    "transposed_as_upsample",  # nearest x2 + conv instead of the transposed conv
+)
+
+
+def _patn_check(mistakes):
+  unknown = set(mistakes) - set(PATN_MISTAKES)
+  assert not unknown, unknown
+
+
+class PatnNorm:
+  """The norm of one PATN forward pass: 'instance', or 'batch' in eval mode (running
+  statistics) or train mode (batch statistics; the new running values, momentum
+  0.1 with the unbiased variance as PyTorch, are collected in `updates`)."""
+
+  def __init__(self, sd, norm, train_batch_norm=False):
+    self.sd, self.norm, self.train = sd, norm, train_batch_norm
+    self.updates = {}
+
+  def __call__(self, x, key):
+    if self.norm == "instance":
+      return instance_norm(x)
+    sd = self.sd
+    w, b, rm, rv = (sd[f"{key}.{n}"] for n in ("weight", "bias", "running_mean", "running_var"))
+    if not self.train:
+      return batch_norm_eval(x, w, b, rm, rv)
+    out, mean, var_unbiased = batch_norm_train(x, w, b)
+    self.updates[f"{key}.running_mean"] = 0.9 * rm + 0.1 * mean
+    self.updates[f"{key}.running_var"] = 0.9 * rv + 0.1 * var_unbiased
+    return out
+
+
+def _patn_conv(sd, key, x, stride=1):
+  return conv2d(x, sd[f"{key}.weight"], sd.get(f"{key}.bias"), stride)
+
+
+def patn_down_stream(sd, stream, x, normalise, mistakes=()):
+  """model.<stream> = [ReflPad3, Conv7, N, ReLU, (Conv3 s2 zero-pad 1, N, ReLU) x n]."""
+  y = relu(normalise(_patn_conv(sd, f"model.{stream}.1", pad(x, 3, "reflect")), f"model.{stream}.2"))
+  idx = 4
+  while f"model.{stream}.{idx}.weight" in sd:
+    mode = "reflect" if "reflect_stride2" in mistakes else "zero"
+    y = relu(normalise(_patn_conv(sd, f"model.{stream}.{idx}", pad(y, 1, mode), 2), f"model.{stream}.{idx + 1}"))
+    idx += 3
+  return y
+
+
+def patn_block(sd, j, x1, x2, normalise, mistakes=()):
+  """model.att.<j>.forward(x1, x2) -> (out, concat, attention).
+
+  stream1 = [ReflPad1, Conv, N, ReLU, Dropout, ReflPad1, Conv, N];
+  stream2 = [ReflPad1, Conv, N, ReLU, Dropout, ReflPad1, Conv] (eval: dropout
+  is the identity; indices shift by one when the file has no dropout).
+  """
+  blk = f"model.att.{j}"
+  second = 6 if np.ndim(sd.get(f"{blk}.conv_block_stream1.6.weight")) == 4 else 5  # a BatchNorm weight is 1-D
+
+  def stream(name, x, norm_last):
+    y = relu(normalise(_patn_conv(sd, f"{blk}.{name}.1", pad(x, 1, "reflect")), f"{blk}.{name}.2"))
+    y = _patn_conv(sd, f"{blk}.{name}.{second}", pad(y, 1, "reflect"))
+    if norm_last:
+      y = normalise(y, f"{blk}.{name}.{second + 1}")
+    return y
+
+  x2_out = stream("conv_block_stream2", x2, norm_last=False)
+  if "norm_on_logits" in mistakes:
+    x2_out = instance_norm(x2_out)
+  att = 1.0 / (1.0 + np.exp(-x2_out))
+  x1_out = stream("conv_block_stream1", x1, norm_last=True) * att
+  out = x1_out if "no_residual" in mistakes else x1 + x1_out
+  first = att if "mask_in_concat" in mistakes else x2_out
+  concat = np.concatenate([out, first] if "image_first_concat" in mistakes else [first, out], axis=1)
+  return out, concat, att
+
+
+def patn_up_stream(sd, x, normalise, mistakes=()):
+  """model.stream1_up = [(ConvT3 s2 p1 op1, N, ReLU) x n, ReflPad3, Conv7 (bias), Tanh].
+
+  n = the number of downsampling convs of stream1_down (the decoder mirrors it).
+  """
+  n = 0
+  while f"model.stream1_down.{4 + 3 * n}.weight" in sd:
+    n += 1
+  for i in range(n):
+    w = sd[f"model.stream1_up.{3 * i}.weight"]  # (C_in, C_out, kh, kw)
+    b = sd.get(f"model.stream1_up.{3 * i}.bias", np.zeros(w.shape[1]))
+    if "transposed_as_upsample" in mistakes:
+      y = conv2d(pad(upsample_nearest(x), 1, "zero"), w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], b)
+    else:
+      y = conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
+    x = relu(normalise(y, f"model.stream1_up.{3 * i + 1}"))
+  return np.tanh(_patn_conv(sd, f"model.stream1_up.{3 * n + 1}", pad(x, 3, "reflect")))
+
+
+def patn_generator(sd, p1, bp1, bp2, train_batch_norm=False, mistakes=(), return_attention=False):
+  """netG([P1, concat(BP1, BP2)]) in eval mode (dropout off): NCHW float64 in, NCHW out.
+
+  The norm is read off the keys (BatchNorm has weights, InstanceNorm none);
+  train_batch_norm=True returns (image, {running-stat key: new value}).
+  return_attention=True also returns the list of per-block attention masks.
+  """
+  _patn_check(mistakes)
+  sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
+  if sd and all(k.startswith("module.") for k in sd):
+    sd = {k[len("module."):]: v for k, v in sd.items()}
+  normalise = PatnNorm(sd, "batch" if "model.stream1_down.2.weight" in sd else "instance", train_batch_norm)
+  x1 = patn_down_stream(sd, "stream1_down", p1, normalise, mistakes)
+  x2 = patn_down_stream(sd, "stream2_down", np.concatenate([bp1, bp2], axis=1), normalise, mistakes)
+  attention = []
+  j = 0
+  while f"model.att.{j}.conv_block_stream1.1.weight" in sd:
+    x1, x2, att = patn_block(sd, j, x1, x2, normalise, mistakes)
+    attention.append(att)
+    j += 1
+  out = patn_up_stream(sd, x1, normalise, mistakes)
+  result = (out, normalise.updates) if train_batch_norm else out
+  return (result, attention) if return_attention else result
+
+
+def patn_generator_state_dict(rng, *, image_channels=3, pose_channels=18, width=64, n_downsampling=2,
+                              n_blocks=9, norm="instance", dropout=True, instance_norm_buffers=False):
+  """Random netG state_dict with the official keys, in the official order (patn_G_state_dict.tsv
+  at the defaults). instance_norm_buffers: add the running_mean/var of every InstanceNorm2d, as
+  PyTorch 0.3 saved them; batch norm brings weight, bias, running stats and num_batches_tracked."""
+  sd = {}
+  bias = norm == "instance"
+
+  def norm_layer(key, c):
+    if norm == "batch":
+      sd[f"{key}.weight"] = rng.uniform(0.5, 1.5, size=(c,)).astype(np.float32)
+      sd[f"{key}.bias"] = (0.1 * rng.normal(size=(c,))).astype(np.float32)
+      sd[f"{key}.running_mean"] = (0.1 * rng.normal(size=(c,))).astype(np.float32)
+      sd[f"{key}.running_var"] = rng.uniform(0.5, 2.0, size=(c,)).astype(np.float32)
+      sd[f"{key}.num_batches_tracked"] = np.array(11, np.int64)
+    elif instance_norm_buffers:
+      sd[f"{key}.running_mean"] = np.zeros((c,), np.float32)
+      sd[f"{key}.running_var"] = np.ones((c,), np.float32)
+
+  for stream, c_in in (("stream1_down", image_channels), ("stream2_down", 2 * pose_channels)):
+    _conv_weights(rng, sd, f"model.{stream}.1", width, c_in, 7, bias)
+    norm_layer(f"model.{stream}.2", width)
+    dim = width
+    for i in range(n_downsampling):
+      _conv_weights(rng, sd, f"model.{stream}.{4 + 3 * i}", 2 * dim, dim, 3, bias)
+      norm_layer(f"model.{stream}.{5 + 3 * i}", 2 * dim)
+      dim *= 2
+  second = 6 if dropout else 5
+  for j in range(n_blocks):
+    blk = f"model.att.{j}"
+    _conv_weights(rng, sd, f"{blk}.conv_block_stream1.1", dim, dim, 3, bias)
+    norm_layer(f"{blk}.conv_block_stream1.2", dim)
+    _conv_weights(rng, sd, f"{blk}.conv_block_stream1.{second}", dim, dim, 3, bias, gain=1.0)
+    norm_layer(f"{blk}.conv_block_stream1.{second + 1}", dim)
+    pose_dim = dim if j == 0 else 2 * dim
+    _conv_weights(rng, sd, f"{blk}.conv_block_stream2.1", pose_dim, pose_dim, 3, bias)
+    norm_layer(f"{blk}.conv_block_stream2.2", pose_dim)
+    _conv_weights(rng, sd, f"{blk}.conv_block_stream2.{second}", dim, pose_dim, 3, bias, gain=1.0)
+  for i in range(n_downsampling):
+    key = f"model.stream1_up.{3 * i}"
+    sd[f"{key}.weight"] = (rng.normal(size=(dim, dim // 2, 3, 3)) * np.sqrt(2.0 / (dim * 9 / 4))).astype(np.float32)
+    if bias:
+      sd[f"{key}.bias"] = (0.1 * rng.normal(size=(dim // 2,))).astype(np.float32)
+    norm_layer(f"model.stream1_up.{3 * i + 1}", dim // 2)
+    dim //= 2
+  _conv_weights(rng, sd, f"model.stream1_up.{3 * n_downsampling + 1}", image_channels, dim, 7, gain=1.0)
+  return sd

@@ -138,3 +138,15 @@ def test_global_batch_splits_across_two_devices(train_source):
   assert [s.device for s in shards] == list(mesh.devices)
   np.testing.assert_array_equal(np.asarray(shards[0].data), local["source_image"][:2])
   np.testing.assert_array_equal(np.asarray(shards[1].data), local["source_image"][2:])
+
+
+def test_tfds_build_command_line_builds_the_synthetic_dataset(tmp_path):
+  tfds_cli = os.path.join(os.path.dirname(sys.executable), "tfds")
+  result = subprocess.run(
+      [tfds_cli, "build", "tfds_builders/synthetic_people", "--config", "tiny", "--data_dir", str(tmp_path),
+       "--file_format", "array_record"], capture_output=True, text=True, timeout=600, cwd=os.getcwd())
+  assert result.returncode == 0, result.stderr[-3000:]
+  built = os.path.join(tmp_path, "synthetic_people", "tiny", "1.0.0")
+  assert any(name.startswith("synthetic_people-train.array_record") for name in os.listdir(built))
+  source = pair_source("synthetic_people/tiny", "test", data_dir=str(tmp_path))
+  assert len(source) == 18 and source[0]["target_image"].shape == (32, 24, 3)

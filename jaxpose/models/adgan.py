@@ -129,6 +129,26 @@ class ComponentStyleEncoder(nn.Module):
     return x.reshape(b, self.style_dim).astype(jnp.float32)
 
 
+STYLE_INITS = ("official", "lecun")
+
+
+def _style_dense_inits(style_init: str):
+  """(kernel_init, bias_init) of the style path's Dense layers (fusion and AdaIN MLP).
+
+  'official': N(0, 0.02) weights and PyTorch's U(+-1/sqrt(in)) biases, as the
+  official `init_weights`. The biases then dominate the AdaIN parameters, which
+  start almost independent of the style code (the code moves them by ~1e-3):
+  fine over the official 667k steps, but a short run never learns to use the
+  style. 'lecun': LeCun-normal weights and zero biases, so the AdaIN
+  parameters depend on the code from step 0 (configs/synthetic_adgan.py).
+  """
+  if style_init == "official":
+    return _KERNEL_INIT, None
+  if style_init == "lecun":
+    return nn.initializers.lecun_normal(), nn.initializers.zeros
+  raise ValueError(f"style_init must be one of {STYLE_INITS}, got {style_init!r}")
+
+
 class AdaINParamMLP(nn.Module):
   """Official `mlp` (MUNIT `MLP`): Dense+ReLU, (n_layers-2) x Dense+ReLU, Dense (no activation).
 
@@ -138,12 +158,14 @@ class AdaINParamMLP(nn.Module):
   out_features: int = 8192
   n_layers: int = 3
   dtype: Any = jnp.float32
+  style_init: str = "official"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    kernel_init, bias_init = _style_dense_inits(self.style_init)
     for i in range(self.n_layers):
       last = i == self.n_layers - 1
-      x = layers.Dense(self.out_features if last else self.hidden, kernel_init=_KERNEL_INIT,
+      x = layers.Dense(self.out_features if last else self.hidden, kernel_init=kernel_init, bias_init=bias_init,
                        dtype=self.dtype, name=f"dense_{i}")(x)
       if not last:
         x = nn.relu(x)
@@ -198,6 +220,8 @@ class ADGANGenerator(nn.Module):
     image_channels: output channels (3).
     dtype: compute dtype; params stay float32, norms run in float32, the image
       comes out float32.
+    style_init: initialisation of the style path's Dense layers, 'official' or
+      'lecun' (see `_style_dense_inits`); it does not change the architecture.
 
   NHWC float32 inputs: target_pose (B,H,W,pose_channels) heatmaps (official
   `BP2`), source_image (B,H,W,3) in [-1, 1] (`P1`), source_parsing
@@ -218,6 +242,7 @@ class ADGANGenerator(nn.Module):
   vgg_widths: Sequence[int] = (64, 128, 256, 512)
   image_channels: int = 3
   dtype: Any = jnp.float32
+  style_init: str = "official"
 
   @property
   def content_channels(self) -> int:
@@ -232,8 +257,9 @@ class ADGANGenerator(nn.Module):
     self.pose_encoder = PoseEncoder(self.width, self.n_downsample, self.n_res, self.dtype)
     self.style_encoder = ComponentStyleEncoder(self.width, self.style_dim, self.parsing_channels, self.vgg_arch,
                                                tuple(self.vgg_widths), self.dtype)
-    self.fusion = layers.Dense(self.style_dim, kernel_init=_KERNEL_INIT, dtype=self.dtype)
-    self.adain_mlp = AdaINParamMLP(self.mlp_dim, self.num_adain_params, 3, self.dtype)
+    kernel_init, bias_init = _style_dense_inits(self.style_init)
+    self.fusion = layers.Dense(self.style_dim, kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype)
+    self.adain_mlp = AdaINParamMLP(self.mlp_dim, self.num_adain_params, 3, self.dtype, self.style_init)
     self.decoder = Decoder(self.n_res, self.n_downsample, self.image_channels, self.dtype)
 
   def __call__(self, target_pose: jax.Array, source_image: jax.Array, source_parsing: jax.Array) -> jax.Array:
@@ -273,3 +299,36 @@ def frozen_from_vgg(vgg_variables: Mapping[str, Any], arch: str = "vgg19") -> di
   """
   tree = vgg_variables.get("frozen", vgg_variables)
   return {"style_encoder": {"vgg": vgg_lib.take_layers(tree, arch, STYLE_VGG_LAYERS[-1])}}
+
+
+def mix_components(style_code: jax.Array, donor_code: jax.Array, components: Sequence[int],
+                   num_components: int = 8) -> jax.Array:
+  """Component attribute transfer: take `components` of the style code from a donor.
+
+  ADGAN's style code is K per-component codes side by side, component i at
+  [i*d, (i+1)*d) with d = style_dim / K, in the parsing label order (for the
+  8-class merge: 0 background, 1 pants, 2 hair, 3 skirt, 4 face, 5 upper
+  clothes, 6 arm, 7 leg). Replacing a component's slot swaps that attribute
+  when the image is decoded (`ADGANGenerator.decode`). The official code left
+  this unreleased (adgan.md section 8, menyifang/ADGAN#5, #38).
+
+  Args:
+    style_code: (B, style_dim) codes of the people to edit.
+    donor_code: (B, style_dim) or (1, style_dim) codes of the donors.
+    components: component indices to take from the donor.
+    num_components: K.
+
+  Returns:
+    (B, style_dim) mixed codes.
+  """
+  style_dim = style_code.shape[-1]
+  if style_dim % num_components:
+    raise ValueError(f"style_dim {style_dim} is not divisible by {num_components} components")
+  bad = [c for c in components if not 0 <= c < num_components]
+  if bad:
+    raise ValueError(f"component indices {bad} outside [0, {num_components})")
+  per = style_dim // num_components
+  take = jnp.zeros((style_dim,), bool)
+  for c in components:
+    take = take.at[c * per:(c + 1) * per].set(True)
+  return jnp.where(take, jnp.broadcast_to(donor_code, style_code.shape), style_code)

@@ -195,10 +195,14 @@ class ConvTranspose(nn.Module):
 
 
 class Dense(nn.Module):
-  """PyTorch `Linear`: kernel (in, out) = weight.T, bias; (..., in) -> (..., features)."""
+  """PyTorch `Linear`: kernel (in, out) = weight.T, bias; (..., in) -> (..., features).
+
+  bias_init None is PyTorch's default U(+-1/sqrt(in)).
+  """
   features: int
   use_bias: bool = True
   kernel_init: Initializer = torch_default_kernel_init
+  bias_init: Initializer | None = None
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -206,7 +210,8 @@ class Dense(nn.Module):
     kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
     y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
-      bias = self.param("bias", _torch_default_bias_init(x.shape[-1]), (self.features,), jnp.float32)
+      bias = self.param("bias", self.bias_init or _torch_default_bias_init(x.shape[-1]), (self.features,),
+                        jnp.float32)
       y = y + bias.astype(self.dtype)
     return y
 

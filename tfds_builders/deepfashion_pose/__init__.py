@@ -1,0 +1,1 @@
+"""deepfashion_pose dataset."""

@@ -1,0 +1,1 @@
+"""market1501_pose dataset."""
