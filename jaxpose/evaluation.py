@@ -42,9 +42,31 @@ def generated_batches(generate_fn, generator_variables, source, transform, mesh,
     yield {k: v[:valid] for k, v in batch.items()}, generated[:valid]
 
 
-def evaluate(config, generate_fn, state, source, transform, mesh) -> dict:
-  """Metrics of `state.generator` on `source` (see the module docstring)."""
+def _real_statistics(suite, config, real_source, statistics_path: str | None) -> None:
+  """FID's reference statistics over the real split's images (GFLA: the whole training set)."""
+  images = real_source.images
+  total = min(config.eval.fid_real_images or len(images), len(images))
+  logging.info("FID: computing real statistics over %d %s images of %s", total, real_source.split, real_source.name)
+  batch_size = config.eval.batch_size
+  for start in range(0, total, batch_size):
+    suite.update_real(np.stack([images[i]["image"] for i in range(start, min(start + batch_size, total))]))
+  if statistics_path and jax.process_index() == 0:
+    suite.save_real_statistics(statistics_path)
+    logging.info("FID: saved the real statistics to %s; reuse them with --config.eval.fid_real_statistics_path=%s",
+                 statistics_path, statistics_path)
+
+
+def evaluate(config, generate_fn, state, source, transform, mesh, *, real_source=None,
+             statistics_path: str | None = None) -> dict:
+  """Metrics of `state.generator` on `source` (see the module docstring).
+
+  real_source: the pair source whose images are FID's real set, used when the
+  config names Inception weights but no precomputed statistics; they are then
+  saved to `statistics_path`.
+  """
   suite = suite_lib.MetricSuite.from_config(config.eval)
+  if suite.needs_real_statistics and real_source is not None:
+    _real_statistics(suite, config, real_source, statistics_path)
   num_pairs = config.eval.num_pairs or None
   total = len(source) if num_pairs is None else min(num_pairs, len(source))
   logging.info("Evaluating on %d %s pairs of %s", total, source.split, source.name)

@@ -631,7 +631,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     path = visualize.loss_curves(history, os.path.join(workdir, "loss_curves.png"), LOSS_PANELS)
     logging.info("Wrote loss curves to %s", path)
   writer.flush()
-  results = _evaluate_and_write(config, workdir, engine, state, test_source, transform, mesh)
+  results = _evaluate_and_write(config, workdir, engine, state, test_source, transform, mesh, train_source)
   writer.close()
   return results
 
@@ -652,8 +652,10 @@ def _write_samples(workdir, step, writer, generate_fn, state, batch, mesh, confi
     logging.info("Wrote samples to %s", path)
 
 
-def _evaluate_and_write(config, workdir, engine, state, test_source, transform, mesh) -> dict:
-  results = evaluation.evaluate(config, engine.generate, state, test_source, transform, mesh)
+def _evaluate_and_write(config, workdir, engine, state, test_source, transform, mesh, train_source=None) -> dict:
+  results = evaluation.evaluate(config, engine.generate, state, test_source, transform, mesh,
+                                real_source=train_source,
+                                statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
   results["train_steps"] = int(jax.device_get(state.step))
   if jax.process_index() == 0:
     path = os.path.join(workdir, "metrics.json")
@@ -668,7 +670,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   """`--mode=evaluate`: metrics of the latest checkpoint in `workdir` on the test split."""
   workdir = os.path.abspath(workdir)
   mesh = sharding_lib.make_mesh()
-  _, test_source, transform = _open_data(config)
+  train_source, test_source, transform = _open_data(config)
   pretrained = networks_lib.load_pretrained_features(config)
   engine = build_engine(config, mesh, pretrained)
   mngr = checkpoints.manager(workdir, config.keep_checkpoints)
@@ -677,4 +679,4 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
     raise FileNotFoundError(f"no checkpoint in {mngr.directory}: train first, or point --workdir at a run")
   restored = mngr.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(engine.abstract_state)))
   logging.info("Evaluating %s/%d", mngr.directory, latest)
-  return _evaluate_and_write(config, workdir, engine, restored.state, test_source, transform, mesh)
+  return _evaluate_and_write(config, workdir, engine, restored.state, test_source, transform, mesh, train_source)

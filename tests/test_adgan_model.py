@@ -8,7 +8,6 @@ jax.eval_shape (nothing allocated).
 """
 
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -20,25 +19,11 @@ from jaxpose.models import adgan
 from jaxpose.models import discriminator as discriminator_lib
 from jaxpose.models import vgg as vgg_lib
 import numpy_reference as ref
+import official_keys
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 SMALL = dict(width=8, vgg_widths=(4, 8, 8, 16, 16), style_dim=64, mlp_dim=16, n_res=2)
 H, W, B = 32, 24, 2
-
-
-def _tsv(name):
-  """{key: (shape, 'param'|'buffer')} from the official state_dict lists."""
-  path = os.path.join(os.environ.get("JAXPOSE_REFERENCE_DIR", "/work/shared/reference"), name)
-  if not os.path.exists(path):
-    pytest.skip(f"{path} not available")
-  out = {}
-  for line in open(path):
-    if line.startswith("#") or not line.strip():
-      continue
-    fields = line.rstrip("\n").split("\t")
-    out[fields[0]] = (tuple(int(v) for v in fields[1].strip("()").split(",") if v.strip()),
-                      fields[2] if len(fields) > 2 else "param")
-  return out
 
 
 def nchw(x):
@@ -78,7 +63,7 @@ def test_generator_parameter_counts_equal_the_official():
   assert set(abstract) == {"params", "frozen"}
   trainable, frozen = count(abstract["params"]), count(abstract["frozen"])
   assert trainable == 28_774_915  # the official trainable count
-  official = _tsv("adgan_G_state_dict.tsv")
+  official = official_keys.read("adgan_G_state_dict.tsv")
   params = {k: s for k, (s, kind) in official.items() if kind == "param"}
   official_total = sum(math.prod(s) for s in params.values())
   assert official_total == 48_799_299
@@ -104,13 +89,13 @@ def test_discriminator_parameter_counts_equal_the_official(norm, in_channels, ex
   abstract = convert.discriminator_abstract(model, in_channels)
   assert count(abstract["params"]) == expected
   if norm == "instance":
-    official = _tsv(f"adgan_D_{'PB' if in_channels == 21 else 'PP'}_state_dict.tsv")
+    official = official_keys.read(f"adgan_D_{'PB' if in_channels == 21 else 'PP'}_state_dict.tsv")
     assert sum(math.prod(s) for s, _ in official.values()) == expected
 
 
 def test_reference_builder_writes_the_official_keys():
   """The test state_dict builder, at the defaults, is exactly adgan_G_state_dict.tsv (key order too)."""
-  official = _tsv("adgan_G_state_dict.tsv")
+  official = official_keys.read("adgan_G_state_dict.tsv")
   # Shapes only: build at the defaults with a tiny fake rng would still allocate 195 MB; compare
   # keys and shapes through a builder run on a shape-recording rng.
   class ShapeRng:
@@ -122,7 +107,7 @@ def test_reference_builder_writes_the_official_keys():
   assert {k: tuple(v.shape) for k, v in sd.items()} == {k: s for k, (s, _) in official.items()}
   for name, in_ch in (("adgan_D_PB_state_dict.tsv", 21), ("adgan_D_PP_state_dict.tsv", 6)):
     d = ref.resnet_discriminator_state_dict(ShapeRng(), in_ch)
-    assert {k: tuple(v.shape) for k, v in d.items()} == {k: s for k, (s, _) in _tsv(name).items()}
+    assert {k: tuple(v.shape) for k, v in d.items()} == {k: s for k, (s, _) in official_keys.read(name).items()}
 
 
 # ----------------------------------------------------------------------------

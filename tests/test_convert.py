@@ -16,26 +16,11 @@ from jaxpose.models import adgan
 from jaxpose.models import discriminator as discriminator_lib
 from jaxpose.models import vgg as vgg_lib
 import numpy_reference as ref
+import official_keys
 
 SMALL = dict(width=8, vgg_widths=(4, 8, 8, 16, 16), style_dim=64, mlp_dim=16, n_res=2)
 SMALL_HPARAMS = dict(pose_channels=18, parsing_channels=8, width=8, style_dim=64, n_downsample=2, n_res=2,
                      mlp_dim=16, vgg_arch="vgg19", vgg_widths=(4, 8, 8, 16), image_channels=3)
-REFERENCE_DIR = os.environ.get("JAXPOSE_REFERENCE_DIR", "/work/shared/reference")
-
-
-def _tsv_state_dict(name, prefix=""):
-  """Zero arrays (zero-stride views: nothing allocated) with the official keys and shapes."""
-  path = os.path.join(REFERENCE_DIR, name)
-  if not os.path.exists(path):
-    pytest.skip(f"{path} not available")
-  sd = {}
-  for line in open(path):
-    if line.startswith("#") or not line.strip():
-      continue
-    key, shape = line.rstrip("\n").split("\t")[:2]
-    shape = tuple(int(v) for v in shape.strip().strip("()").split(",") if v.strip())
-    sd[prefix + key] = np.broadcast_to(np.float32(0), shape)
-  return sd
 
 
 def _small_generator_state_dict(seed=0):
@@ -53,7 +38,7 @@ def _assert_same_state_dicts(a, b):
 
 
 def test_official_generator_keys_import_at_default_size(caplog):
-  sd = _tsv_state_dict("adgan_G_state_dict.tsv", prefix="module.")
+  sd = official_keys.zero_state_dict("adgan_G_state_dict.tsv", prefix="module.")
   assert len(sd) == 162
   hparams = convert.infer_adgan_generator_hparams(sd)
   assert hparams == dict(pose_channels=18, parsing_channels=8, width=64, style_dim=512, n_downsample=2,
@@ -164,7 +149,7 @@ def test_discriminator_round_trip(norm, dropout):
 
 def test_official_discriminator_keys_import_at_default_size():
   for name, in_channels in (("adgan_D_PB_state_dict.tsv", 21), ("adgan_D_PP_state_dict.tsv", 6)):
-    sd = _tsv_state_dict(name)
+    sd = official_keys.zero_state_dict(name)
     hparams, got_in = convert.infer_discriminator_hparams(sd)
     assert got_in == in_channels
     model = discriminator_lib.ResnetDiscriminator(**hparams)
@@ -255,7 +240,7 @@ def test_cli_writes_an_orbax_directory_training_can_read(tmp_path, capsys):
   summary = json.load(open(os.path.join(out, "jaxpose_convert.json")))
   assert summary["format"] == 1 and summary["kind"] == "adgan"
   assert summary["networks"]["generator"]["hyperparameters"] == {
-      **SMALL_HPARAMS, "vgg_widths": list(SMALL_HPARAMS["vgg_widths"])}
+      **SMALL_HPARAMS, "vgg_widths": list(SMALL_HPARAMS["vgg_widths"]), "style_init": "official"}
   assert summary["networks"]["discriminator_pb"]["hyperparameters"]["width"] == 8
   tree, step_dir = checkpoints.read_weights(out)
   assert os.path.abspath(step_dir) == os.path.abspath(out)

@@ -1,14 +1,23 @@
-"""Generation: style-code mixing, component groups, and --mode=generate's outputs."""
+"""Generation: style-code mixing, component groups, user inputs, the swap
+measurement, and --mode=generate end to end (our checkpoint, an official .pth,
+a user's own picture, PATN)."""
 
+import json
 import os
 
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 import pytest
 
 from configs import synthetic_adgan
+from configs import synthetic_patn
+from jaxpose import checkpoints
+from jaxpose import convert
 from jaxpose import generate
+from jaxpose import networks
 from jaxpose import train
+from jaxpose.io import torch_checkpoint
 from jaxpose.models import adgan
 
 
@@ -31,3 +40,145 @@ def test_component_groups():
       ("upper_clothes", [5]), ("pants+skirt", [1, 3]), ("hair", [2])]
   with pytest.raises(ValueError, match="shirt"):
     generate.component_groups("shirt")
+
+
+def test_parse_keypoints_text_reads_csv_rows_and_json():
+  ys, xs = list(range(18)), [2 * i for i in range(18)]
+  ys[3] = xs[3] = -1
+  row = generate.parse_keypoints_text(f"me.jpg: {ys}: {xs}")
+  assert row.dtype == np.int32 and row.shape == (18, 2)
+  np.testing.assert_array_equal(row[:, 0], ys)
+  np.testing.assert_array_equal(row[:, 1], xs)
+  as_json = generate.parse_keypoints_text(json.dumps([[y, x] for y, x in zip(ys, xs)]))
+  np.testing.assert_array_equal(as_json, row)
+  with pytest.raises(ValueError, match="18"):
+    generate.parse_keypoints_text("[[1, 2], [3, 4]]")
+  with pytest.raises(ValueError, match="name:"):
+    generate.parse_keypoints_text("1,2,3")
+
+
+def _swap_arrays(own_colour, donor_colour, swapped_colour):
+  """Two people (rows), region = component 1 everywhere in an 8x8 image; donor of row r is row 1 - r."""
+  onehot = np.zeros((2, 8, 8, 2), np.float32)
+  onehot[..., 1] = 1
+  source = np.stack([np.full((8, 8, 3), c, np.float32) for c in donor_colour]) / 127.5 - 1
+  def img(colours):
+    return np.stack([np.full((8, 8, 3), c, np.uint8) for c in colours])
+  return {"batch": {"source_image": source, "source_parsing": onehot, "target_parsing": onehot},
+          "own": img(own_colour), "swapped": {"region": img(swapped_colour)},
+          "donor_rows": {"region": np.array([1, 0])}}
+
+
+def test_swap_colour_shift_measures_the_move_toward_the_donor():
+  groups = [("region", [1])]
+  people = [(200, 0, 0), (0, 0, 200)]  # each person's own colour, also their source image's
+  # Swapped regions exactly in the donor's colour: moved all the way.
+  full = generate.swap_colour_shift(_swap_arrays(people, people, people[::-1]), groups)
+  assert full["region"] == {"rows": 2, "moved": pytest.approx(1.0, abs=1e-2), "closer": 1.0}
+  # Nothing changed: moved 0, never closer.
+  none = generate.swap_colour_shift(_swap_arrays(people, people, people), groups)
+  assert none["region"]["moved"] == pytest.approx(0.0) and none["region"]["closer"] == 0.0
+  # Half way.
+  half = [(100, 0, 100), (100, 0, 100)]
+  assert generate.swap_colour_shift(_swap_arrays(people, people, half), groups)["region"]["moved"] == \
+      pytest.approx(0.5, abs=1e-2)
+  # A region nobody has is left out rather than counted.
+  arrays = _swap_arrays(people, people, people)
+  arrays["donor_rows"]["other"], arrays["swapped"]["other"] = arrays["donor_rows"]["region"], arrays["own"]
+  assert generate.swap_colour_shift(arrays, [("other", [0])])["other"]["rows"] == 0
+
+
+def _config(data_dir, **overrides):
+  config = synthetic_adgan.get_config("tiny")
+  config.data.data_dir = data_dir
+  config.generate.num_pairs = 5
+  config.generate.batch_size = 2
+  config.generate.num_swap_rows = 3
+  for key, value in overrides.items():
+    target = config
+    *path, last = key.split(".")
+    for part in path:
+      target = target[part]
+    target[last] = value
+  return config
+
+
+def _png_size(path):
+  with Image.open(path) as image:
+    return image.size
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data_dir, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("generate") / "run")
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=1, checkpoint_every=1), workdir)
+  return workdir
+
+
+def test_generate_mode_writes_strips_swap_grid_and_its_measurement(tiny_data_dir, trained_run):
+  outputs = generate.run(_config(tiny_data_dir), trained_run)
+  out_dir = os.path.join(trained_run, "generated")
+  strips = sorted(os.listdir(os.path.join(out_dir, "strips")))
+  singles = sorted(os.listdir(os.path.join(out_dir, "pose_transfer")))
+  assert len(strips) == 5 and strips == singles
+  assert _png_size(os.path.join(out_dir, "pose_transfer", singles[0])) == (24, 32)  # the model's 32x24 output
+  assert os.path.exists(outputs["pose_transfer"]) and os.path.exists(outputs["component_swap"])
+  with open(outputs["component_swap_metrics"]) as f:
+    shift = json.load(f)
+  assert set(shift) == {"upper_clothes", "pants+skirt", "hair"}
+  assert all(0 <= m["rows"] <= 3 for m in shift.values())
+  nets, variables, origin = generate.load_generator(_config(tiny_data_dir), trained_run)
+  assert nets.model == "adgan" and "frozen" in variables and "checkpoint" in origin
+
+
+def test_generate_from_an_official_pth_and_from_a_users_picture(tiny_data_dir, trained_run, tmp_path):
+  tree, _ = checkpoints.read_weights(trained_run)
+  config = _config(tiny_data_dir)
+  model = networks.build(config, networks.load_pretrained_features(config)).generator
+  pth = str(tmp_path / "800_net_netG.pth")
+  torch_checkpoint.save_state_dict(
+      {f"module.{k}": v for k, v in convert.adgan_generator_state_dict(tree["generator"], model).items()}, pth,
+      legacy_format=True)
+
+  # A user's picture of another size (letterboxed to 32x24), its LIP parsing, a JSON pose.
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 255, (50, 30, 3), np.uint8)).save(tmp_path / "me.png")
+  lip = np.zeros((50, 30), np.uint8)
+  lip[5:12, 10:20] = 2   # hair
+  lip[12:30, 5:25] = 5   # upper clothes
+  lip[30:48, 8:22] = 9   # pants
+  Image.fromarray(lip).save(tmp_path / "me_lip.png")
+  pose = [[4 + i, 12] if i % 3 else [-1, -1] for i in range(18)]
+  config = _config(tiny_data_dir, **{"generate.checkpoint": pth, "generate.output_dir": str(tmp_path / "out"),
+                                     "generate.source_image": str(tmp_path / "me.png"),
+                                     "generate.source_parsing": str(tmp_path / "me_lip.png"),
+                                     "generate.target_keypoints": json.dumps(pose)})
+  outputs = generate.run(config, str(tmp_path / "unused"))
+  assert set(outputs) == {"custom"}
+  generated = np.asarray(Image.open(tmp_path / "out" / "custom_generated.png"))
+  assert generated.shape == (32, 24, 3)
+
+  # The imported file generates what our checkpoint generates.
+  official_nets, official_vars, origin = generate.load_generator(config, "unused")
+  assert pth in origin
+  ours_nets, ours_vars, _ = generate.load_generator(_config(tiny_data_dir), trained_run)
+  batch = generate._custom_inputs(config, (32, 24))
+  np.testing.assert_allclose(
+      np.asarray(official_nets.generate(official_vars, batch)), np.asarray(ours_nets.generate(ours_vars, batch)),
+      rtol=1e-5, atol=1e-5)
+
+  with pytest.raises(ValueError, match="source_parsing"):
+    generate.run(_config(tiny_data_dir, **{"generate.source_image": str(tmp_path / "me.png")}), trained_run)
+
+
+def test_generate_mode_for_patn_writes_pose_transfers_only(tiny_data_dir, tmp_path):
+  config = synthetic_patn.get_config("tiny")
+  config.data.data_dir = tiny_data_dir
+  config.num_train_steps = 1
+  config.generate.num_pairs = 3
+  config.generate.batch_size = 2
+  workdir = str(tmp_path / "patn")
+  train.train_and_evaluate(config, workdir)
+  outputs = generate.run(config, workdir)
+  assert set(outputs) == {"pose_transfer"}
+  assert len(os.listdir(os.path.join(workdir, "generated", "strips"))) == 3

@@ -147,14 +147,18 @@ def test_fid_is_and_cx_with_networks(networks, caplog):
 def test_real_statistics_round_trip(networks, tmp_path):
   inception_net, _ = networks
   suite = suite_lib.MetricSuite(fid_network=inception_net)
+  assert suite.needs_real_statistics  # evaluation then computes them over the training images
+  assert not suite_lib.MetricSuite().needs_real_statistics  # no Inception weights: FID is skipped anyway
   with pytest.raises(ValueError, match="update_real"):
     suite.save_real_statistics(str(tmp_path / "real.npz"))
   suite.update_real(_batch(10, n=4, size=(48, 40))[1])
+  assert not suite.needs_real_statistics
   path = str(tmp_path / "stats" / "real.npz")
   suite.save_real_statistics(path)
   mu, sigma = fid_lib.load_statistics(path)
   generated, target, _, _ = _batch(9, n=4, size=(48, 40))
   reloaded = suite_lib.MetricSuite(fid_network=inception_net, real_statistics=(mu, sigma))
+  assert not reloaded.needs_real_statistics
   suite.update(generated, target)
   reloaded.update(generated, target)
   assert reloaded.result()["fid"] == pytest.approx(suite.result()["fid"], rel=1e-9)

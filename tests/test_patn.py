@@ -26,13 +26,13 @@ from jaxpose.models import discriminator as discriminator_lib
 from jaxpose.models import layers
 from jaxpose.models import patn
 import numpy_reference as ref
+import official_keys
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 SMALL = dict(width=8, n_blocks=2)
 SMALL_HPARAMS = dict(image_channels=3, pose_channels=18, width=8, n_downsampling=2, n_blocks=2,
                      norm="instance", dropout_rate=0.5)
 H, W, B = 32, 24, 2
-REFERENCE_DIR = os.environ.get("JAXPOSE_REFERENCE_DIR", "/work/shared/reference")
 
 
 def nchw(x):
@@ -45,20 +45,6 @@ def nhwc(x):
 
 def count(tree):
   return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
-
-
-def _tsv_state_dict(prefix=""):
-  """Zero arrays (zero-stride views: nothing allocated) with the keys and shapes of patn_G_state_dict.tsv."""
-  path = os.path.join(REFERENCE_DIR, "patn_G_state_dict.tsv")
-  if not os.path.exists(path):
-    pytest.skip(f"{path} not available")
-  sd = {}
-  for line in open(path):
-    if line.startswith("#") or not line.strip():
-      continue
-    key, shape = line.rstrip("\n").split("\t")[:2]
-    sd[prefix + key] = np.broadcast_to(np.float32(0), tuple(int(v) for v in shape.strip("()").split(",") if v.strip()))
-  return sd
 
 
 def _inputs(seed=0):
@@ -101,7 +87,7 @@ def test_generator_parameter_counts_equal_the_official(norm, expected, stats):
     assert all(per_part[f"block_{j}"] == 4_719_872 for j in range(1, 9))
     assert count(abstract["params"]["block_1"]["image_conv_0"]) + count(
         abstract["params"]["block_1"]["image_conv_1"]) == 1_180_160
-    tsv = _tsv_state_dict()
+    tsv = official_keys.zero_state_dict("patn_G_state_dict.tsv")
     assert sum(math.prod(v.shape) for v in tsv.values()) == expected
 
 
@@ -113,7 +99,7 @@ def test_discriminator_parameter_counts_equal_the_official(norm, in_channels, ex
 
 
 def test_official_keys_import_at_default_size_and_export_back():
-  sd = _tsv_state_dict(prefix="module.")
+  sd = official_keys.zero_state_dict("patn_G_state_dict.tsv", prefix="module.")
   assert len(sd) == 90
   hparams = convert.infer_patn_generator_hparams(sd)
   assert patn.PATNGenerator(**hparams) == patn.PATNGenerator()
@@ -130,7 +116,7 @@ def test_reference_builder_writes_the_official_keys():
       return np.broadcast_to(np.float32(0), size)
     uniform = lambda self, lo, hi, size: np.broadcast_to(np.float32(0), size)
   sd = ref.patn_generator_state_dict(ShapeRng())
-  official = _tsv_state_dict()
+  official = official_keys.zero_state_dict("patn_G_state_dict.tsv")
   assert list(sd) == list(official)
   assert {k: v.shape for k, v in sd.items()} == {k: v.shape for k, v in official.items()}
 
@@ -380,6 +366,19 @@ def test_discriminator_files_and_cli(tmp_path, capsys):
         d_sds[name], nchw(x), norm="batch")), **TOL)
   with pytest.raises(ValueError, match="a D_PB file"):
     convert.import_checkpoint("patn_discriminator_pp", paths["discriminator_pb"])
+  # An instance-norm D saved by PyTorch 0.3, with its never-read InstanceNorm buffers.
+  d_sd = ref.resnet_discriminator_state_dict(rng, 21, width=8)
+  legacy = dict(d_sd)
+  for key in [k for k in d_sd if k.endswith(".weight")]:  # every conv is followed by its norm
+    head, _, index = key[:-len(".weight")].rpartition(".")
+    legacy[f"{head}.{int(index) + 1}.running_mean"] = np.zeros((d_sd[key].shape[0],), np.float32)
+    legacy[f"{head}.{int(index) + 1}.running_var"] = np.ones((d_sd[key].shape[0],), np.float32)
+  torch_checkpoint.save_state_dict(legacy, str(tmp_path / "d03.pth"), legacy_format=True)
+  d_model, d_vars = convert.import_checkpoint("patn_discriminator_pb", str(tmp_path / "d03.pth"))
+  assert d_model.norm == "instance" and set(d_vars) == {"params"}
+  x = rng.normal(size=(1, 16, 12, 21)).astype(np.float32)
+  np.testing.assert_allclose(d_model.apply(d_vars, x, train=False), nhwc(ref.resnet_discriminator(d_sd, nchw(x))),
+                             **TOL)
 
   out = str(tmp_path / "converted")
   assert convert.main(["--kind", "patn", "--generator", paths["generator"], "--discriminator_pb",

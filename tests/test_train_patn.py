@@ -5,7 +5,8 @@ Covers: `ImagePool` semantics (fill phase, the 50/50 swap, pass-through at size
 official-size networks; a tiny two-step PATN run with Market's settings (batch
 norm, BCE, pool) that resumes exactly after an interruption, with batch
 statistics and pool content in the checkpoint, and evaluates through
-`--mode=evaluate`'s path in eval mode.
+`--mode=evaluate`'s path in eval mode; fine-tuning from official PATN .pth
+files; patn_market:tiny on the Market builder's dummy data (no parsing maps).
 """
 
 import json
@@ -22,6 +23,9 @@ from configs import patn_deepfashion
 from configs import patn_market
 from configs import synthetic_patn
 from jaxpose import checkpoints
+from jaxpose import convert
+from jaxpose.data import pipeline
+from jaxpose.io import torch_checkpoint
 from jaxpose import losses
 from jaxpose import networks
 from jaxpose import sharding
@@ -158,7 +162,7 @@ def test_official_configs_build_the_official_networks(module, norm, stats):
 
 
 def _market_like_config(data_dir, **overrides):
-  """The tiny synthetic PATN with Market's batch norm, BCE and a history pool (3 < batch 4, so the
+  """The tiny synthetic PATN (batch norm) with Market's BCE and a history pool (3 < batch 4, so the
   first step already reaches the swap phase)."""
   config = synthetic_patn.get_config("tiny")
   config.data.data_dir = data_dir
@@ -223,6 +227,7 @@ def test_tiny_market_like_run_resumes_exactly_and_checkpoints_pools(tiny_data_di
 def test_instance_norm_lsgan_state_has_no_pools_or_batch_stats(tiny_data_dir):
   config = synthetic_patn.get_config("tiny")
   config.data.data_dir = tiny_data_dir
+  config.generator.norm = config.discriminator.norm = "instance"  # DeepFashion's networks
   pretrained = networks.load_pretrained_features(config)
   # No CX: only the perceptual loss's VGG prefix up to relu1_2 is kept in the state.
   assert sorted(pretrained.loss_vgg["frozen"]) == ["conv1_1", "conv1_2"]
@@ -232,3 +237,53 @@ def test_instance_norm_lsgan_state_has_no_pools_or_batch_stats(tiny_data_dir):
   assert state.pool_pb is None and state.pool_pp is None
   assert set(state.generator) == {"params"}
   assert set(state.discriminator_pb) == {"params"}
+
+
+def test_market_tiny_config_trains_on_the_builders_dummy_data(tmp_path):
+  """patn_market:tiny end to end on real-format Market files without parsing maps (batch norm, BCE, pool)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tfds_builders.market1501_pose import market1501_pose_dataset_builder as builder_lib  # pylint: disable=g-import-not-at-top
+  dummy = os.path.join(os.path.dirname(__file__), "..", "tfds_builders", "market1501_pose", "dummy_data")
+  builder_lib.Builder(config="no_parsing", data_dir=str(tmp_path)).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=dummy))
+  config = patn_market.get_config("tiny")
+  config.data.data_dir = str(tmp_path)
+  train_source, _, transform = train._open_data(config)
+  assert not train_source.has_parsing and train_source.image_size == (128, 64)
+  mesh = sharding.make_mesh()
+  engine = train.build_engine(config, mesh, networks.load_pretrained_features(config))
+  state = engine.create()
+  batches = pipeline.eval_batches(train_source, batch_size=2, transform=transform)
+  for _ in range(2):
+    batch, _ = next(batches)
+    state, metrics = engine.step(state, sharding.to_global_arrays(train._host_batch(batch), mesh))
+    assert all(np.isfinite(float(v)) for v in jax.device_get(metrics).values())
+  assert int(state.step) == 2 and int(state.nonfinite_step) == -1
+  assert int(state.pool_pb.num_stored) == int(state.pool_pp.num_stored) == 3
+  assert state.pool_pb.images.shape == (3, 128, 64, 21) and state.pool_pp.images.shape == (3, 128, 64, 6)
+  generated = engine.generate(state.generator, sharding.to_global_arrays(train._host_batch(batch), mesh))
+  assert generated.shape == (2, 128, 64, 3) and bool(jnp.all(jnp.abs(generated) <= 1))
+
+
+def test_fine_tuning_from_official_patn_files(tiny_data_dir, tmp_path):
+  config = _market_like_config(tiny_data_dir)
+  mesh = sharding.make_mesh()
+  engine = train.build_engine(config, mesh, networks.load_pretrained_features(config))
+  fresh = jax.device_get(engine.create())
+  rng = np.random.default_rng(0)
+  official = {name: jax.tree.map(lambda x: rng.normal(size=np.shape(x)).astype(np.float32), getattr(fresh, name))
+              for name in ("generator", "discriminator_pb", "discriminator_pp")}
+  g_sd = convert.patn_generator_state_dict(official["generator"], engine.nets.generator)
+  torch_checkpoint.save_state_dict({f"module.{k}": v for k, v in g_sd.items()}, str(tmp_path / "latest_net_netG.pth"),
+                                   legacy_format=True)
+  for name, suffix in (("discriminator_pb", "PB"), ("discriminator_pp", "PP")):
+    d_sd = convert.discriminator_state_dict(official[name], getattr(engine.nets, name))
+    torch_checkpoint.save_state_dict(d_sd, str(tmp_path / f"latest_net_netD_{suffix}.pth"))
+  config = _market_like_config(tiny_data_dir, init_from=str(tmp_path / "latest_net_netG.pth"))
+  mngr = checkpoints.manager(str(tmp_path / "run"), 2)
+  state, origin = train.initial_state(config, mngr, engine.create, engine.abstract_state, engine.state_shardings,
+                                      iterator=None)
+  assert "fine-tuning" in origin and "latest_net_netD_PP.pth" in origin
+  for name, expected in official.items():
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(getattr(state, name)), expected)
+  assert set(state.generator) == {"params", "batch_stats"}

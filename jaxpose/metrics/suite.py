@@ -251,6 +251,11 @@ class MetricSuite:
                                           inception_lib.default_preprocessing(model, "fid"))
     self._real.update(jax.device_get(out["pool3"]))
 
+  @property
+  def needs_real_statistics(self) -> bool:
+    """True when FID can run but has no reference statistics yet."""
+    return self._fid_network is not None and self._real_statistics is None and self._real.count < 2
+
   def real_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
     """(mu, sigma) of the real set: accumulated by `update_real` if any, else as configured."""
     if self._real.count >= 2:
