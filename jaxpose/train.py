@@ -524,6 +524,8 @@ def _load_history(workdir: str, up_to_step: int) -> list[dict]:
 
 
 def _raise_nonfinite(step: int, mngr) -> None:
+  # Saves are asynchronous: let the last good one finish, or it stays a temporary directory.
+  mngr.wait_until_finished()
   last = mngr.latest_step()
   where = (f"the last good checkpoint is step {last} in {mngr.directory}" if last is not None
            else "no checkpoint had been written yet")

@@ -94,12 +94,7 @@ def _config(data_dir, **overrides):
   config.generate.num_pairs = 5
   config.generate.batch_size = 2
   config.generate.num_swap_rows = 3
-  for key, value in overrides.items():
-    target = config
-    *path, last = key.split(".")
-    for part in path:
-      target = target[part]
-    target[last] = value
+  config.update_from_flattened_dict(overrides)  # "a.b" keys, type-checked
   return config
 
 

@@ -27,12 +27,7 @@ from jaxpose.io import torch_checkpoint
 def _config(data_dir, **overrides):
   config = synthetic_adgan.get_config("tiny")
   config.data.data_dir = data_dir
-  for key, value in overrides.items():
-    target = config
-    *path, last = key.split(".")
-    for part in path:
-      target = target[part]
-    target[last] = value
+  config.update_from_flattened_dict(overrides)  # "a.b" keys, type-checked
   return config
 
 

@@ -171,12 +171,7 @@ def _market_like_config(data_dir, **overrides):
   config.loss.gan_type = "bce"
   config.discriminator.pool_size = 3
   config.eval.num_pairs = 4
-  for key, value in overrides.items():
-    target = config
-    *path, last = key.split(".")
-    for part in path:
-      target = target[part]
-    target[last] = value
+  config.update_from_flattened_dict(overrides)  # "a.b" keys, type-checked
   return config
 
 
