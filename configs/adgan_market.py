@@ -36,23 +36,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data.parsing_merge = "adgan8"
 
   if variant == "tiny":
-    config.data.worker_count = 0
-    config.batch_size = 2
-    config.num_train_steps = 2
-    config.generator.width = 4
-    config.generator.style_dim = 16
-    config.generator.n_res = 1
-    config.generator.mlp_dim = 8
-    config.discriminator.width = 4
-    config.discriminator.n_blocks = 1
-    config.optim.constant_steps = 1
-    config.optim.decay_steps = 1
-    config.log_every = 1
-    config.sample_every = 2
-    config.num_samples = 2
-    config.checkpoint_every = 2
-    config.eval.num_pairs = 4
-    config.eval.batch_size = 2
+    adgan_deepfashion.shrink_for_tests(config)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")
   return config

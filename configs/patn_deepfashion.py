@@ -82,31 +82,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.checkpoint_every = 5000
 
   if variant == "tiny":
-    shrink_for_tests(config)
+    adgan_deepfashion.shrink_for_tests(config)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")
   return config
 
-
-def shrink_for_tests(config: ml_collections.ConfigDict) -> None:
-  """Tiny widths and two steps, same data and settings: a smoke test of the whole job.
-
-  On the builder's dummy data: tfds build tfds_builders/deepfashion_pose
-  --manual_dir tfds_builders/deepfashion_pose/dummy_data --data_dir /tmp/fixtures,
-  then pass --config.data.data_dir=/tmp/fixtures (likewise for market1501_pose).
-  """
-  config.data.worker_count = 0
-  config.batch_size = 2
-  config.num_train_steps = 2
-  config.generator.width = 4
-  config.generator.n_blocks = 2
-  config.discriminator.width = 4
-  config.discriminator.n_blocks = 1
-  config.optim.constant_steps = 1
-  config.optim.decay_steps = 1
-  config.log_every = 1
-  config.sample_every = 2
-  config.num_samples = 2
-  config.checkpoint_every = 2
-  config.eval.num_pairs = 4
-  config.eval.batch_size = 2

@@ -29,8 +29,8 @@ def get_config(variant: str = ""):
   config.generator.n_res = 2
   config.generator.mlp_dim = 64
   # With the official init the AdaIN parameters start nearly independent of the
-  # style code and 400 steps never teach the decoder to use it (component swaps
-  # then change nothing); LeCun-normal style layers use it from step 0.
+  # style code and a short run never learns to use it; LeCun-normal style layers
+  # depend on it from step 0. Identity colours still need ~1000+ steps (README).
   config.generator.style_init = "lecun"
   config.discriminator.width = 16
   config.discriminator.n_blocks = 1

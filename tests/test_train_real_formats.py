@@ -1,0 +1,73 @@
+"""ADGAN trains on each real dataset's format: the builders' dummy_data (files in the
+official layouts) built with TFDS, then the real configs' `:tiny` variants run the
+whole job (train, checkpoint, evaluate) through `train.train_and_evaluate`.
+
+The anime case is the users' central workflow: fine-tune from a checkpoint of
+another run (here configs/synthetic_adgan.py:tiny, whose model the anime tiny
+config shares) on a folder of characters.
+"""
+
+import json
+import os
+
+import pytest
+import tensorflow_datasets as tfds
+
+from configs import adgan_anime_finetune
+from configs import adgan_deepfashion
+from configs import adgan_market
+from configs import synthetic_adgan
+from jaxpose import checkpoints
+from jaxpose import train
+from tfds_builders.anime_pose import anime_pose_dataset_builder as anime_lib
+from tfds_builders.deepfashion_pose import deepfashion_pose_dataset_builder as deepfashion_lib
+from tfds_builders.market1501_pose import market1501_pose_dataset_builder as market_lib
+
+BUILDERS = os.path.join(os.path.dirname(__file__), "..", "tfds_builders")
+
+
+@pytest.fixture(scope="module")
+def fixtures_dir(tmp_path_factory):
+  """deepfashion_pose/adgan8, market1501_pose/lip and anime_pose/128x88 from their dummy_data."""
+  data_dir = str(tmp_path_factory.mktemp("real_formats"))
+  for module, name, config in ((deepfashion_lib, "deepfashion_pose", "adgan8"), (market_lib, "market1501_pose", "lip"),
+                               (anime_lib, "anime_pose", "128x88")):
+    module.Builder(config=config, data_dir=data_dir, file_format="array_record").download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=os.path.join(BUILDERS, name, "dummy_data")))
+  return data_dir
+
+
+def _check_run(workdir, results):
+  assert results["train_steps"] == 2 and 0 < results["ssim"] <= 1
+  with open(os.path.join(workdir, "metrics.json")) as f:
+    assert json.load(f)["train_steps"] == 2
+  for name in ("data_samples.png", "samples/step_0000002.png", "loss_curves.png"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  tree, _ = checkpoints.read_weights(workdir)
+  assert {"generator", "discriminator_pb", "discriminator_pp"} <= set(tree)
+
+
+@pytest.mark.parametrize("module", [adgan_deepfashion, adgan_market], ids=["deepfashion", "market"])
+def test_adgan_trains_on_the_official_layouts(module, fixtures_dir, tmp_path):
+  config = module.get_config("tiny")
+  config.data.data_dir = fixtures_dir
+  workdir = str(tmp_path / "run")
+  results = train.train_and_evaluate(config, workdir)
+  _check_run(workdir, results)
+
+
+def test_fine_tuning_a_synthetic_checkpoint_on_anime_characters(fixtures_dir, tiny_data_dir, tmp_path):
+  source = synthetic_adgan.get_config("tiny")
+  source.data.data_dir = tiny_data_dir
+  source.num_train_steps = 1
+  source_dir = str(tmp_path / "synthetic")
+  train.train_and_evaluate(source, source_dir)
+
+  config = adgan_anime_finetune.get_config("tiny")
+  config.data.data_dir = fixtures_dir
+  with pytest.raises(FileNotFoundError, match="init_from"):
+    train.train_and_evaluate(config, str(tmp_path / "no_init"))
+  config.init_from = source_dir
+  workdir = str(tmp_path / "anime")
+  results = train.train_and_evaluate(config, workdir)
+  _check_run(workdir, results)
