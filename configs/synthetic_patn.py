@@ -19,19 +19,15 @@ source's colours.
 """
 
 from configs import patn_deepfashion
+from configs import synthetic_adgan
 
 
 def get_config(variant: str = ""):
   """variant: "" (the main job) or "tiny" (tests)."""
   config = patn_deepfashion.get_config()
-  config.data.name = "synthetic_people/64x44"
-  config.data.image_size = (64, 44)
-  config.data.heatmap_mode = "gaussian"
-  config.data.heatmap_sigma = 3.0
-  config.data.worker_count = 0
+  synthetic_adgan.use_synthetic_people(config)
 
   # Batch 4 gives more updates per second of CPU than 8 (0.6 s vs 1.5 s a step).
-  config.batch_size = 4
   config.num_train_steps = 800
   config.generator.width = 16
   config.generator.n_blocks = 4
@@ -45,27 +41,8 @@ def get_config(variant: str = ""):
   config.optim.constant_steps = 550
   config.optim.decay_steps = 250
 
-  config.log_every = 20
-  config.sample_every = 100
-  config.checkpoint_every = 100
-  config.eval.num_pairs = 200
-  config.eval.batch_size = 40
-
   if variant == "tiny":
-    config.data.name = "synthetic_people/tiny"
-    config.data.image_size = (32, 24)
-    config.batch_size = 4
-    config.num_train_steps = 2
-    config.generator.width = 4
-    config.generator.n_blocks = 2
-    config.discriminator.width = 4
-    config.optim.constant_steps = 1
-    config.optim.decay_steps = 1
-    config.log_every = 1
-    config.sample_every = 2
-    config.checkpoint_every = 1
-    config.eval.num_pairs = 8
-    config.eval.batch_size = 4
+    synthetic_adgan.shrink_to_tiny(config)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")
   return config
