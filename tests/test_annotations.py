@@ -341,3 +341,14 @@ def test_person_records_keep_order_skip_bad_ones_and_report_notes(tmp_path):
     assert report.counts() == {"image_truncated": 6, "keypoint_outside_image": 1}
     assert any(m.startswith(f"{tmp_path / 'a.csv'}:7: nose") for _, m in report.problems)
     assert report.skipped_images["p3.jpg"] == "image_truncated"
+
+
+def test_format_annotation_row_is_what_the_reader_reads(tmp_path):
+  keypoints = np.stack([np.arange(18) * 3, np.arange(18) * 2], -1)
+  keypoints[4] = -1
+  row = annotations.format_annotation_row("a.jpg", keypoints)
+  assert row.startswith("a.jpg:[0, 3, 6, 9, -1, ")
+  path = tmp_path / "annotation.csv"
+  path.write_text("name:keypoints_y:keypoints_x\n" + row + "\n")
+  read = annotations.read_annotation_csv(str(path), _report())
+  np.testing.assert_array_equal(read["a.jpg"].keypoints, keypoints)

@@ -236,11 +236,10 @@ def test_instance_norm_lsgan_state_has_no_pools_or_batch_stats(tiny_data_dir):
 
 def test_market_tiny_config_trains_on_the_builders_dummy_data(tmp_path):
   """patn_market:tiny end to end on real-format Market files without parsing maps (batch norm, BCE, pool)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tfds_builders import testing as builder_testing  # pylint: disable=g-import-not-at-top
   from tfds_builders.market1501_pose import market1501_pose_dataset_builder as builder_lib  # pylint: disable=g-import-not-at-top
   dummy = os.path.join(os.path.dirname(__file__), "..", "tfds_builders", "market1501_pose", "dummy_data")
-  builder_lib.Builder(config="no_parsing", data_dir=str(tmp_path)).download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=dummy))
+  builder_testing.build(builder_lib.Builder, "no_parsing", dummy, tmp_path)
   config = patn_market.get_config("tiny")
   config.data.data_dir = str(tmp_path)
   train_source, _, transform = train._open_data(config)

@@ -11,7 +11,6 @@ import json
 import os
 
 import pytest
-import tensorflow_datasets as tfds
 
 from configs import adgan_anime_finetune
 from configs import adgan_deepfashion
@@ -19,6 +18,7 @@ from configs import adgan_market
 from configs import synthetic_adgan
 from jaxpose import checkpoints
 from jaxpose import train
+from tfds_builders import testing as builder_testing
 from tfds_builders.anime_pose import anime_pose_dataset_builder as anime_lib
 from tfds_builders.deepfashion_pose import deepfashion_pose_dataset_builder as deepfashion_lib
 from tfds_builders.market1501_pose import market1501_pose_dataset_builder as market_lib
@@ -32,8 +32,7 @@ def fixtures_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("real_formats"))
   for module, name, config in ((deepfashion_lib, "deepfashion_pose", "adgan8"), (market_lib, "market1501_pose", "lip"),
                                (anime_lib, "anime_pose", "128x88")):
-    module.Builder(config=config, data_dir=data_dir, file_format="array_record").download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=os.path.join(BUILDERS, name, "dummy_data")))
+    builder_testing.build(module.Builder, config, os.path.join(BUILDERS, name, "dummy_data"), data_dir)
   return data_dir
 
 

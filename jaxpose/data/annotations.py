@@ -263,6 +263,12 @@ def parse_coordinates(field: str) -> list[int]:
   return values
 
 
+def format_annotation_row(name: str, keypoints) -> str:
+  """(18, 2) (y, x) keypoints -> 'name:[y0, ...]:[x0, ...]', the row `read_annotation_csv` reads."""
+  points = np.asarray(keypoints)
+  return ":".join([name, *("[" + ", ".join(str(int(v)) for v in points[:, i]) + "]" for i in (0, 1))])
+
+
 def _valid_name(name: str) -> bool:
   # Names are joined to a folder: no separators, so none can point elsewhere.
   return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")

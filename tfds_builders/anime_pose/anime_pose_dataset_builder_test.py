@@ -17,18 +17,13 @@ import tensorflow_datasets as tfds
 from jaxpose.data import annotations
 from jaxpose.data import keypoints as kp
 from jaxpose.data import pair_source
+from tfds_builders import testing as builder_testing
 from tfds_builders.anime_pose import anime_pose_dataset_builder as builder_lib
 
 DUMMY = pathlib.Path(__file__).parent / "dummy_data"
 
 
-class _Tfrecord:
-  """The stock TFDS checks read through tf.data, which array_record (our default) does not offer."""
-  DATASET_CLASS = builder_lib.Builder
-  SKIP_CHECKSUMS = True  # nothing is downloaded
-
-  def _make_builder(self, config=None):
-    return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+_Tfrecord = builder_testing.tfrecord_test_base(builder_lib.Builder)
 
 
 class AnimePoseTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
@@ -36,22 +31,12 @@ class AnimePoseTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
   SPLITS = {"train": 6, "test": 2}
 
 
-def _build(config: str, manual_dir, data_dir) -> builder_lib.Builder:
-  builder = builder_lib.Builder(config=config, data_dir=str(data_dir))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("anime_tfds")
   for config in ("256x176", "256x176_self_pairs", "128x88_adgan8"):
-    _build(config, DUMMY, path)
+    builder_testing.build(builder_lib.Builder, config, DUMMY, path)
   return str(path)
-
-
-def _names(source) -> list[str]:
-  return [source.images[i]["name"].decode() for i in range(len(source.images))]
 
 
 def _csv_keypoints(character: str, file_name: str) -> np.ndarray:
@@ -65,7 +50,7 @@ def _csv_keypoints(character: str, file_name: str) -> np.ndarray:
 def test_images_are_letterboxed_with_their_keypoints_and_parsing(data_dir):
   train = pair_source("anime_pose/256x176", "train", data_dir)
   assert train.image_size == (256, 176) and train.parsing_labels == "lip"
-  assert _names(train) == ["alice/a01.jpg", "alice/a02.png", "alice/a03.png", "bob/b01.jpg", "bob/b02.jpg",
+  assert builder_testing.image_names(train) == ["alice/a01.jpg", "alice/a02.png", "alice/a03.png", "bob/b01.jpg", "bob/b02.jpg",
                            "carol/c01.jpg"]
   # alice/a01.jpg is 240x180: scale min(256/240, 176/180) -> 235x176, 10 rows of padding above.
   record = train.images[0]
@@ -121,7 +106,7 @@ def test_pairs_split_rule_and_bad_inputs(data_dir):
 def test_holdout_without_test_characters_and_layout_errors(tmp_path, monkeypatch):
   no_list = tmp_path / "no_list"
   shutil.copytree(DUMMY, no_list, ignore=shutil.ignore_patterns("test_characters.txt", "bob", "carol"))
-  builder = _build("128x88", no_list, tmp_path / "out")
+  builder = builder_testing.build(builder_lib.Builder, "128x88", no_list, tmp_path / "out")
   # Two characters: one held out, the one with the smaller SHA-256 of its name.
   held_out = min(["alice", "dave"], key=lambda n: hashlib.sha256(n.encode()).hexdigest())
   assert builder.info.metadata["characters"]["test"] == [held_out]
@@ -134,16 +119,16 @@ def test_holdout_without_test_characters_and_layout_errors(tmp_path, monkeypatch
   shutil.copytree(DUMMY, typo)
   (typo / "test_characters.txt").write_text("davе\n")  # a Cyrillic 'е'
   with pytest.raises(annotations.LayoutError, match=r"names \['davе'\], which are not character folders"):
-    _build("128x88", typo, tmp_path / "out2")
+    builder_testing.build(builder_lib.Builder, "128x88", typo, tmp_path / "out2")
   single = tmp_path / "single"
   shutil.copytree(DUMMY / "alice", single / "alice")
   with pytest.raises(annotations.LayoutError, match="found one character"):
-    _build("128x88", single, tmp_path / "out3")
+    builder_testing.build(builder_lib.Builder, "128x88", single, tmp_path / "out3")
   flat = tmp_path / "flat"
   flat.mkdir()
   shutil.copy(DUMMY / "alice/a01.jpg", flat / "a01.jpg")
   with pytest.raises(annotations.LayoutError, match=r"expected one folder per character .*found: a01.jpg"):
-    _build("128x88", flat, tmp_path / "out4")
+    builder_testing.build(builder_lib.Builder, "128x88", flat, tmp_path / "out4")
 
 
 def test_finetune_config_reads_this_dataset_and_requires_init_from(data_dir):

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 from jaxpose.data import annotations
 from jaxpose.data import keypoints as kp
 from jaxpose.data import pair_source
+from tfds_builders import testing as builder_testing
 from tfds_builders.deepfashion_pose import deepfashion_pose_dataset_builder as builder_lib
 
 DUMMY = pathlib.Path(__file__).parent / "dummy_data"
@@ -26,13 +27,7 @@ D1 = "fashionMENTees_Tanksid0000432103_1front.jpg"
 D2 = "fashionMENTees_Tanksid0000432103_2side.jpg"
 
 
-class _Tfrecord:
-  """The stock TFDS checks read through tf.data, which array_record (our default) does not offer."""
-  DATASET_CLASS = builder_lib.Builder
-  SKIP_CHECKSUMS = True  # nothing is downloaded
-
-  def _make_builder(self, config=None):
-    return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+_Tfrecord = builder_testing.tfrecord_test_base(builder_lib.Builder)
 
 
 class DeepFashionPoseParsingTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
@@ -51,30 +46,20 @@ class DeepFashionPoseUncroppedTest(_Tfrecord, tfds.testing.DatasetBuilderTestCas
   SPLITS = {"train": 6, "test": 3}
 
 
-def _build(config: str, manual_dir, data_dir) -> builder_lib.Builder:
-  builder = builder_lib.Builder(config=config, data_dir=str(data_dir))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   """adgan8, no_parsing and uncropped_adgan8 built once from dummy_data, in array_record."""
   path = tmp_path_factory.mktemp("deepfashion_tfds")
   for config in ("adgan8", "no_parsing", "uncropped_adgan8"):
-    _build(config, DUMMY, path)
+    builder_testing.build(builder_lib.Builder, config, DUMMY, path)
   return str(path)
-
-
-def _names(source) -> list[str]:
-  return [source.images[i]["name"].decode() for i in range(len(source.images))]
 
 
 def test_pair_source_reads_the_build_and_bad_inputs_are_skipped_with_reasons(data_dir):
   train = pair_source("deepfashion_pose/adgan8", "train", data_dir)
   assert train.image_size == (256, 176) and train.parsing_labels == "adgan8" and train.has_parsing
   # Exactly the six valid images, in annotation order; every bad one is gone.
-  assert _names(train) == [A1, A2, "fashionMENDenimid0000008001_1front.jpg", B2, C1,
+  assert builder_testing.image_names(train) == [A1, A2, "fashionMENDenimid0000008001_1front.jpg", B2, C1,
                            "fashionWOMENDressesid0000123402_2side.jpg"]
   # The pairs CSV has 32 rows (one malformed); only the six between valid images survive, in file order.
   pairs = [(train[i]["source_name"], train[i]["target_name"]) for i in range(len(train))]
@@ -117,7 +102,7 @@ def test_records_keep_the_jpeg_bytes_and_the_keypoints_and_parsing_of_the_files(
   _, ys, xs = rows[A1].split(":")
   np.testing.assert_array_equal(record["keypoints"], np.stack([eval(ys), eval(xs)], -1))  # noqa: S307 (test data)
   # The joints outside the image (C1's wrist at x = 180; B2's wrist with only x = -1) became missing.
-  names = _names(train)
+  names = builder_testing.image_names(train)
   assert train.images[names.index(C1)]["keypoints"][kp.KEYPOINT_INDEX["right_wrist"]].tolist() == [-1, -1]
   assert train.images[names.index(B2)]["keypoints"][kp.KEYPOINT_INDEX["left_wrist"]].tolist() == [-1, -1]
   assert train.images[names.index(C1)]["keypoints"][kp.KEYPOINT_INDEX["neck"]].min() >= 0
@@ -126,7 +111,7 @@ def test_records_keep_the_jpeg_bytes_and_the_keypoints_and_parsing_of_the_files(
 def test_no_parsing_keeps_the_images_whose_parsing_is_bad_and_stores_zero_maps(data_dir):
   train = pair_source("deepfashion_pose/no_parsing", "train", data_dir)
   assert not train.has_parsing
-  assert D1 in _names(train) and D2 in _names(train) and len(train) == 8
+  assert D1 in builder_testing.image_names(train) and D2 in builder_testing.image_names(train) and len(train) == 8
   assert all(int(train.images[i]["parsing"].max()) == 0 for i in range(len(train.images)))
 
 
@@ -134,7 +119,7 @@ def test_uncropped_config_applies_the_official_centre_crop(data_dir):
   cropped = pair_source("deepfashion_pose/uncropped_adgan8", "train", data_dir)
   resized = pair_source("deepfashion_pose/adgan8", "train", data_dir)
   # Def-GAN names ("fasion", no '_' in the category) still find semantic_merge3/WOMEN/Blouses_Shirts/.
-  assert _names(cropped)[0] == "fasionWOMENBlousesShirtsid0000635004_1front.jpg"
+  assert builder_testing.image_names(cropped)[0] == "fasionWOMENBlousesShirtsid0000635004_1front.jpg"
   for i in range(len(cropped.images)):
     a, b = cropped.images[i], resized.images[i]
     assert a["image"].shape == (256, 176, 3)
@@ -154,26 +139,26 @@ def test_wrong_layouts_fail_at_once_saying_what_was_expected_and_found(tmp_path,
   (empty / "readme.txt").write_text("hello")
   with pytest.raises(annotations.LayoutError, match=r"expected fashion_resize/train/ .*256x176 JPEGs.*"
                      r"fashion-resize-annotation-train.csv.*found: readme.txt"):
-    _build("adgan8", empty, tmp_path / "out")
+    builder_testing.build(builder_lib.Builder, "adgan8", empty, tmp_path / "out")
   # The uncropped 256x256 images handed to the 256x176 config: a hint, not 48,000 skipped images.
   wrong = tmp_path / "wrong"
   shutil.copytree(DUMMY, wrong)
   shutil.rmtree(wrong / "fashion_resize/train")
   shutil.copytree(DUMMY / "fasion-dataset/train", wrong / "fashion_resize/train")
   with pytest.raises(annotations.LayoutError, match=r"expected 256x176 \(HxW\) images .* is 256x256.*uncropped"):
-    _build("adgan8", wrong, tmp_path / "out")
+    builder_testing.build(builder_lib.Builder, "adgan8", wrong, tmp_path / "out")
   # A comma-separated annotation file is not the official format.
   commas = tmp_path / "commas"
   shutil.copytree(DUMMY, commas)
   csv = commas / "fashion-resize-annotation-test.csv"
   csv.write_text(csv.read_text().replace(":", ","))
   with pytest.raises(annotations.LayoutError, match="expected the header 'name:keypoints_y:keypoints_x'"):
-    _build("adgan8", commas, tmp_path / "out")
+    builder_testing.build(builder_lib.Builder, "adgan8", commas, tmp_path / "out")
   # Missing parsing for the lip config.
   no_lip = tmp_path / "no_lip"
   shutil.copytree(DUMMY, no_lip, ignore=shutil.ignore_patterns("parsing_lip"))
   with pytest.raises(annotations.LayoutError, match=r"parsing_lip/train/ \(parsing for config lip\)"):
-    _build("lip", no_lip, tmp_path / "out")
+    builder_testing.build(builder_lib.Builder, "lip", no_lip, tmp_path / "out")
 
 
 def test_patn_spelling_and_layout_are_found(tmp_path):
@@ -184,7 +169,7 @@ def test_patn_spelling_and_layout_are_found(tmp_path):
     shutil.copytree(DUMMY / "fashion_resize" / split, patn / split)
     for kind in ("annotation", "pairs"):
       shutil.copy(DUMMY / f"fashion-resize-{kind}-{split}.csv", patn / f"fasion-resize-{kind}-{split}.csv")
-  builder = _build("no_parsing", patn, tmp_path / "out")
+  builder = builder_testing.build(builder_lib.Builder, "no_parsing", patn, tmp_path / "out")
   assert builder.info.splits["train"].num_examples == 8
   assert builder.info.metadata["source_files"]["train"]["annotation_csv"].endswith("fasion-resize-annotation-train.csv")
 

@@ -15,18 +15,13 @@ import tensorflow_datasets as tfds
 from jaxpose.data import annotations
 from jaxpose.data import keypoints as kp
 from jaxpose.data import pair_source
+from tfds_builders import testing as builder_testing
 from tfds_builders.market1501_pose import market1501_pose_dataset_builder as builder_lib
 
 DUMMY = pathlib.Path(__file__).parent / "dummy_data"
 
 
-class _Tfrecord:
-  """The stock TFDS checks read through tf.data, which array_record (our default) does not offer."""
-  DATASET_CLASS = builder_lib.Builder
-  SKIP_CHECKSUMS = True  # nothing is downloaded
-
-  def _make_builder(self, config=None):
-    return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord")
+_Tfrecord = builder_testing.tfrecord_test_base(builder_lib.Builder)
 
 
 class Market1501PoseNoParsingTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
@@ -39,28 +34,18 @@ class Market1501PoseLipTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
   SPLITS = {"train": 6, "test": 6}
 
 
-def _build(config: str, manual_dir, data_dir) -> builder_lib.Builder:
-  builder = builder_lib.Builder(config=config, data_dir=str(data_dir))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("market_tfds")
   for config in ("no_parsing", "lip"):
-    _build(config, DUMMY, path)
+    builder_testing.build(builder_lib.Builder, config, DUMMY, path)
   return str(path)
-
-
-def _names(source) -> list[str]:
-  return [source.images[i]["name"].decode() for i in range(len(source.images))]
 
 
 def test_pair_source_reads_the_build_and_bad_inputs_are_skipped(data_dir):
   train = pair_source("market1501_pose/no_parsing", "train", data_dir)
   assert train.image_size == (128, 64) and not train.has_parsing
-  assert _names(train) == ["0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg", "0002_c3s1_000551_02.jpg",
+  assert builder_testing.image_names(train) == ["0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg", "0002_c3s1_000551_02.jpg",
                            "0007_c1s6_028546_01.jpg", "0007_c2s3_070952_01.jpg", "0010_c1s1_002301_02.jpg",
                            "0011_c1s1_002501_01.jpg", "0011_c2s1_002551_01.jpg"]
   # 0002: 6 ordered pairs, 0007: 2, 0011: 2; 0010 has one valid image left.
@@ -87,13 +72,13 @@ def test_pair_source_reads_the_build_and_bad_inputs_are_skipped(data_dir):
   test = pair_source("market1501_pose/no_parsing", "test", data_dir)
   assert len(test.images) == 6 and len(test) == 4
   paired = {test[i]["source_name"] for i in range(len(test))}
-  assert "0000_c1s1_000151_01.jpg" in _names(test) and "0000_c1s1_000151_01.jpg" not in paired
+  assert "0000_c1s1_000151_01.jpg" in builder_testing.image_names(test) and "0000_c1s1_000151_01.jpg" not in paired
 
 
 def test_lip_config_stores_the_parsing_maps_and_skips_bad_ones(data_dir):
   train = pair_source("market1501_pose/lip", "train", data_dir)
   assert train.has_parsing and train.parsing_labels == "lip"
-  assert "0011_c1s1_002501_01.jpg" not in _names(train) and len(train.images) == 6
+  assert "0011_c1s1_002501_01.jpg" not in builder_testing.image_names(train) and len(train.images) == 6
   np.testing.assert_array_equal(train.images[0]["parsing"][..., 0],
                                 np.asarray(Image.open(DUMMY / "parsing_lip/train/0002_c1s1_000451_03.png")))
   metadata = tfds.builder_from_directory(f"{data_dir}/market1501_pose/lip/1.0.0").info.metadata
@@ -108,7 +93,7 @@ def test_patn_folder_names_and_layout_errors(tmp_path, monkeypatch):
   shutil.copytree(DUMMY, renamed, ignore=shutil.ignore_patterns("bounding_box_*"))
   for split in ("train", "test"):
     shutil.copytree(DUMMY / f"bounding_box_{split}", renamed / split)
-  assert _build("no_parsing", renamed, tmp_path / "out").info.splits["test"].num_examples == 6
+  assert builder_testing.build(builder_lib.Builder, "no_parsing", renamed, tmp_path / "out").info.splits["test"].num_examples == 6
 
   def no_generation(*args, **kwargs):
     raise AssertionError("records were generated before the layout was checked")
@@ -117,9 +102,9 @@ def test_patn_folder_names_and_layout_errors(tmp_path, monkeypatch):
   shutil.copytree(DUMMY, no_csv, ignore=shutil.ignore_patterns("market-pairs-test.csv"))
   with pytest.raises(annotations.LayoutError,
                      match=r"expected market-pairs-test.csv in .*; found: .*bounding_box_test/, bounding_box_train/"):
-    _build("no_parsing", no_csv, tmp_path / "out2")
+    builder_testing.build(builder_lib.Builder, "no_parsing", no_csv, tmp_path / "out2")
   with pytest.raises(annotations.LayoutError, match=r"parsing_lip/train/ \(LIP parsing PNGs"):
-    _build("lip", _without(tmp_path, "parsing_lip"), tmp_path / "out3")
+    builder_testing.build(builder_lib.Builder, "lip", _without(tmp_path, "parsing_lip"), tmp_path / "out3")
 
 
 def _without(tmp_path, pattern: str) -> pathlib.Path:
