@@ -86,7 +86,7 @@ class _Generator:
 
   def __init__(self, nets: networks_lib.Networks, variables: Any, mesh):
     # Checkpoints restore onto the devices they were saved from; generation runs on `mesh`.
-    variables = jax.device_put(jax.device_get(variables), sharding_lib.replicated_sharding(mesh))
+    variables = jax.device_put(variables, sharding_lib.replicated_sharding(mesh))
     self.nets, self.variables, self.mesh = nets, variables, mesh
     self._generate = jax.jit(nets.generate)
     model = nets.generator

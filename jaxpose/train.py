@@ -654,7 +654,7 @@ def _write_samples(workdir, step, writer, generate_fn, state, batch, mesh, confi
     logging.info("Wrote samples to %s", path)
 
 
-def _evaluate_and_write(config, workdir, engine, state, test_source, transform, mesh, train_source=None) -> dict:
+def _evaluate_and_write(config, workdir, engine, state, test_source, transform, mesh, train_source) -> dict:
   results = evaluation.evaluate(config, engine.generate, state, test_source, transform, mesh,
                                 real_source=train_source,
                                 statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
