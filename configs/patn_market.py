@@ -18,7 +18,6 @@ decaying "epochs" of 125 steps (4000 random pairs at batch 32) = 87,500 steps.
 
 import ml_collections
 
-from configs import adgan_deepfashion
 from configs import patn_deepfashion
 
 STEPS_PER_EPOCH = 125  # 4000 random pairs at batch 32.
@@ -48,7 +47,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.optim.decay_steps = 201 * STEPS_PER_EPOCH
 
   if variant == "tiny":
-    adgan_deepfashion.shrink_for_tests(config)
+    patn_deepfashion.shrink_for_tests(config)
     config.discriminator.pool_size = 3  # < 2 steps x batch 2: the pool fills and starts swapping
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")

@@ -9,12 +9,13 @@ shrinks everything further for tests (32x24 images, a few steps).
 """
 
 from configs import adgan_deepfashion
+from configs import common
 
 
 def get_config(variant: str = ""):
   """variant: "" (the main job) or "tiny" (tests)."""
   config = adgan_deepfashion.get_config()
-  use_synthetic_people(config)
+  common.use_synthetic_people(config)
 
   # Batch 4 and batch 8 give the same images/s on 2 CPU cores; 4 gives twice
   # the updates. 400 steps: about 7.5 minutes of training, 9 minutes in all.
@@ -35,35 +36,7 @@ def get_config(variant: str = ""):
   config.optim.decay_steps = 150
 
   if variant == "tiny":
-    shrink_to_tiny(config)
+    common.synthetic_tiny(config, adgan_deepfashion.shrink_for_tests)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")
   return config
-
-
-def use_synthetic_people(config) -> None:
-  """The synthetic configs' data (64x44 people), batch, logging and evaluation (ADGAN and PATN alike)."""
-  config.data.name = "synthetic_people/64x44"
-  config.data.image_size = (64, 44)
-  config.data.heatmap_mode = "gaussian"
-  config.data.heatmap_sigma = 3.0
-  config.data.worker_count = 0
-  config.batch_size = 4
-  config.log_every = 20
-  config.sample_every = 100
-  config.checkpoint_every = 100
-  config.eval.num_pairs = 200
-  config.eval.batch_size = 40
-
-
-def shrink_to_tiny(config) -> None:
-  """`:tiny` of a synthetic config: `shrink_for_tests`'s networks on 32x24 people, batch 4."""
-  num_samples = config.num_samples
-  adgan_deepfashion.shrink_for_tests(config)
-  config.data.name = "synthetic_people/tiny"
-  config.data.image_size = (32, 24)
-  config.batch_size = 4
-  config.num_samples = num_samples
-  config.checkpoint_every = 1
-  config.eval.num_pairs = 8
-  config.eval.batch_size = 4

@@ -18,14 +18,14 @@ source's colours.
 (32x24 images, a few steps).
 """
 
+from configs import common
 from configs import patn_deepfashion
-from configs import synthetic_adgan
 
 
 def get_config(variant: str = ""):
   """variant: "" (the main job) or "tiny" (tests)."""
   config = patn_deepfashion.get_config()
-  synthetic_adgan.use_synthetic_people(config)
+  common.use_synthetic_people(config)
 
   # Batch 4 gives more updates per second of CPU than 8 (0.6 s vs 1.5 s a step).
   config.num_train_steps = 800
@@ -42,7 +42,7 @@ def get_config(variant: str = ""):
   config.optim.decay_steps = 250
 
   if variant == "tiny":
-    synthetic_adgan.shrink_to_tiny(config)
+    common.synthetic_tiny(config, patn_deepfashion.shrink_for_tests)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}; use '' or 'tiny'")
   return config

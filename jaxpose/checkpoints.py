@@ -2,22 +2,46 @@
 
 Layout of a run's directory:
 
-  <workdir>/checkpoints/<step>/state   TrainState: params, optimizer states, step, RNG
+  <workdir>/checkpoints/<step>/state   TrainState: step, rng, nets, opt, frozen, aux, nonfinite_step
   <workdir>/checkpoints/<step>/data    the Grain iterator position (JSON)
 
 Saves are atomic (Orbax writes to a temporary directory and renames it), the
-last `keep` are kept. Weights-only reads (`read_weights`) serve fine-tuning
-from another run's directory or from `python -m jaxpose.convert` output.
+last `keep` are kept. Weights-only reads (`read_weights`) serve fine-tuning and
+generation from another run's directory or from `python -m jaxpose.convert`
+output.
+
+Checkpoints of jaxpose 0.1 (before systems: TrainState fields `generator`,
+`discriminator_pb`, `generator_opt`, `pool_pb`, `loss_vgg`, ...) restore
+too: `restore` reads them in their own layout and moves every field to its
+place in the current one (`LEGACY_FIELDS`).
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 from typing import Any
 
+from absl import logging
 import grain.python as grain
 import orbax.checkpoint as ocp
-from absl import logging
+
+from jaxpose.systems.base import TrainState
+
+# jaxpose 0.1 TrainState field -> (current TrainState field, key).
+LEGACY_FIELDS = {
+    "generator": ("nets", "generator"),
+    "discriminator_pb": ("nets", "discriminator_pb"),
+    "discriminator_pp": ("nets", "discriminator_pp"),
+    "generator_opt": ("opt", "generator"),
+    "discriminator_pb_opt": ("opt", "discriminator_pb"),
+    "discriminator_pp_opt": ("opt", "discriminator_pp"),
+    "pool_pb": ("aux", "pool_pb"),
+    "pool_pp": ("aux", "pool_pp"),
+    "loss_vgg": ("frozen", "loss_vgg"),
+    "cx_vgg": ("frozen", "cx_vgg"),
+}
 
 
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
@@ -32,10 +56,51 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any, iterator) -> None:
       state=ocp.args.StandardSave(state), data=grain.PyGrainCheckpointSave(iterator)), force=True)
 
 
-def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterator) -> Any:
-  """Restores state (sharded as `abstract_state` says) and the iterator position in place."""
-  restored = mngr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state), data=grain.PyGrainCheckpointRestore(iterator)))
+def _top_level_keys(state_dir: str) -> set[str]:
+  """The first path component of every leaf recorded in an Orbax item's _METADATA."""
+  path = os.path.join(state_dir, "_METADATA")
+  if not os.path.exists(path):
+    return set()
+  with open(path) as f:
+    tree = json.load(f).get("tree_metadata", {})
+  return {ast.literal_eval(key)[0] for key in tree}
+
+
+def is_legacy(state_dir: str) -> bool:
+  """True for a jaxpose 0.1 TrainState (fields `generator`, `generator_opt`, ...)."""
+  return "generator_opt" in _top_level_keys(state_dir)
+
+
+def _legacy_target(abstract_state: TrainState) -> dict:
+  target = {"step": abstract_state.step, "rng": abstract_state.rng,
+            "nonfinite_step": abstract_state.nonfinite_step}
+  for old, (field, key) in LEGACY_FIELDS.items():
+    group = getattr(abstract_state, field)
+    if key in group:
+      target[old] = group[key]
+  return target
+
+
+def _from_legacy(tree: dict, abstract_state: TrainState) -> TrainState:
+  groups = {field: dict(getattr(abstract_state, field)) for field in ("nets", "opt", "frozen", "aux")}
+  for old, (field, key) in LEGACY_FIELDS.items():
+    if old in tree:
+      groups[field][key] = tree[old]
+  return TrainState(step=tree["step"], rng=tree["rng"], nonfinite_step=tree["nonfinite_step"], **groups)
+
+
+def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterator=None) -> Any:
+  """Restores state (sharded as `abstract_state` says) and, given an iterator, its position in place."""
+  state_dir = os.path.join(str(mngr.directory), str(step), "state")
+  legacy = is_legacy(state_dir)
+  target = _legacy_target(abstract_state) if legacy else abstract_state
+  items = {"state": ocp.args.StandardRestore(target)}
+  if iterator is not None:
+    items["data"] = grain.PyGrainCheckpointRestore(iterator)
+  restored = mngr.restore(step, args=ocp.args.Composite(**items))
+  if legacy:
+    logging.info("%s holds a jaxpose 0.1 TrainState; its fields were moved to the current layout", state_dir)
+    return _from_legacy(restored.state, abstract_state)
   return restored.state
 
 
@@ -55,12 +120,18 @@ def _find_step_dir(path: str) -> str:
 
 
 def read_weights(path: str) -> tuple[dict, str]:
-  """Reads a checkpoint's saved tree as numpy-backed arrays, without a target.
+  """The trained networks' variables of a checkpoint, as numpy-backed arrays, without a target.
 
-  Returns (tree, step directory). Used for weights-only starts; the caller picks
-  what it needs and checks shapes.
+  Returns ({network name: variables}, step directory). Reads our training
+  checkpoints (current and jaxpose 0.1 layouts) and `jaxpose.convert` outputs
+  ({network name: variables} at the top level). The caller picks what it
+  needs and checks shapes.
   """
   step_dir = _find_step_dir(path)
   tree = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "state"))
-  logging.info("Read weights from %s", step_dir)
-  return tree, step_dir
+  if "nets" in tree and "opt" in tree:
+    nets = dict(tree["nets"])
+  else:  # a convert output, or a jaxpose 0.1 TrainState: networks are the top-level dicts with 'params'
+    nets = {k: v for k, v in tree.items() if isinstance(v, dict) and "params" in v}
+  logging.info("Read weights of %s from %s", sorted(nets), step_dir)
+  return nets, step_dir

@@ -1,4 +1,4 @@
-"""Test-split evaluation of a generator: generated vs target, and the source-copy baseline.
+"""Test-split evaluation of any system's generation: generated vs target, and the source-copy baseline.
 
 `evaluate` runs the generator over the test pairs in order (padded final batch
 dropped) and reports, as means over pairs:
@@ -21,9 +21,6 @@ from jaxpose import visualize
 from jaxpose.data import pipeline
 from jaxpose.metrics import suite as suite_lib
 
-_KEYS = ("source_image", "target_image", "source_pose", "target_pose", "source_parsing", "target_parsing")
-
-
 def process_slice(batch: dict, mesh) -> dict:
   """This host's rows of a global batch that every host computed identically."""
   n = sharding_lib.per_process_batch_size(len(next(iter(batch.values()))), mesh)
@@ -31,14 +28,17 @@ def process_slice(batch: dict, mesh) -> dict:
   return {k: v[start:start + n] for k, v in batch.items()}
 
 
-def generated_batches(generate_fn, generator_variables, source, transform, mesh, *, batch_size: int,
+def generated_batches(generate_fn, nets, source, transform, mesh, *, keys, batch_size: int,
                       num_pairs: int | None = None):
-  """Yields (host batch, generated uint8 images) over the first `num_pairs` pairs, padding dropped."""
+  """Yields (host batch, generated uint8 images) over the first `num_pairs` pairs, padding dropped.
+
+  generate_fn(nets, device batch of `keys`) -> the system's generate dict.
+  """
   batch_size = -(-batch_size // mesh.devices.size) * mesh.devices.size
   for batch, valid in pipeline.eval_batches(source, batch_size=batch_size, transform=transform,
                                             num_pairs=num_pairs):
-    device_batch = sharding_lib.to_global_arrays(process_slice({k: batch[k] for k in _KEYS}, mesh), mesh)
-    generated = visualize.to_uint8(jax.device_get(generate_fn(generator_variables, device_batch)))
+    device_batch = sharding_lib.to_global_arrays(process_slice({k: batch[k] for k in keys}, mesh), mesh)
+    generated = visualize.to_uint8(jax.device_get(generate_fn(nets, device_batch)["image"]))
     yield {k: v[:valid] for k, v in batch.items()}, generated[:valid]
 
 
@@ -56,9 +56,11 @@ def _real_statistics(suite, config, real_source, statistics_path: str | None) ->
                  statistics_path, statistics_path)
 
 
-def evaluate(config, generate_fn, state, source, transform, mesh, *, real_source=None,
+def evaluate(config, generate_fn, nets, source, transform, mesh, *, keys, real_source=None,
              statistics_path: str | None = None) -> dict:
-  """Metrics of `state.generator` on `source` (see the module docstring).
+  """Metrics of the system's generation with `nets` on `source` (see the module docstring).
+
+  generate_fn(nets, device batch of `keys`) -> {'image': ...}.
 
   real_source: the pair source whose images are FID's real set, used when the
   config names Inception weights but no precomputed statistics; they are then
@@ -70,7 +72,7 @@ def evaluate(config, generate_fn, state, source, transform, mesh, *, real_source
   num_pairs = config.eval.num_pairs or None
   total = len(source) if num_pairs is None else min(num_pairs, len(source))
   logging.info("Evaluating on %d %s pairs of %s", total, source.split, source.name)
-  for batch, generated in generated_batches(generate_fn, state.generator, source, transform, mesh,
+  for batch, generated in generated_batches(generate_fn, nets, source, transform, mesh, keys=keys,
                                             batch_size=config.eval.batch_size, num_pairs=num_pairs):
     suite.update(generated=generated, target=visualize.to_uint8(batch["target_image"]),
                  source=visualize.to_uint8(batch["source_image"]), target_keypoints=batch["target_keypoints"])

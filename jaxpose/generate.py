@@ -10,9 +10,9 @@ Writes under `config.generate.output_dir` (default <workdir>/generated):
   pose_transfer/<i>_<source>___<target>.png   each generated image
   strips/<i>_<source>___<target>.png          source | target pose | generated | target
   pose_transfer.png                           the first strips in one picture
-  component_swap.png                          (ADGAN) people in a target pose with their
-                                              upper clothes, lower garment, hair... taken
-                                              from other people, by mixing style codes
+  <the system's own pictures>                 e.g. ADGAN's component_swap.png: people in a
+                                              target pose with their upper clothes, lower
+                                              garment, hair... taken from other people
   custom_*.png                                for a user's own source image, parsing and
                                               target keypoints (config.generate.source_image ...)
 """
@@ -26,90 +26,74 @@ from typing import Any, Sequence
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
 
 from jaxpose import checkpoints
-from jaxpose import networks as networks_lib
 from jaxpose import sharding as sharding_lib
+from jaxpose import systems
 from jaxpose import visualize
 from jaxpose.data import heatmaps
 from jaxpose.data import keypoints as kp
 from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import pipeline
 from jaxpose.data import sources
-from jaxpose.models import adgan
-
-_MODEL_KEYS = ("source_image", "target_image", "source_pose", "target_pose", "source_parsing",
-               "target_parsing")
 
 
-def load_generator(config: ml_collections.ConfigDict, workdir: str) -> tuple[networks_lib.Networks, Any, str]:
-  """(networks with the right generator, its variables, where they came from)."""
+def load_generator(config: ml_collections.ConfigDict, workdir: str) -> tuple[systems.System, dict, str]:
+  """(a system able to generate, its generation networks' variables, where they came from).
+
+  From `config.generate.checkpoint`: empty means the latest checkpoint of
+  `workdir`; otherwise one of our run or step directories, a convert output or
+  an official generator `.pth`. The generator's architecture is read off the
+  weights (`System.from_variables`), so reduced-width files work too.
+  """
   path = config.generate.checkpoint or workdir
+  system_cls = systems.get(config.model)
+  wanted = system_cls.generation_networks
   if path.endswith(".pth"):
-    from jaxpose import convert  # pylint: disable=g-import-not-at-top
-    model, variables = convert.import_checkpoint(f"{config.model}_generator", path)
-    nets = networks_lib.Networks(model=config.model, generator=model, discriminator_pb=None,
-                                 discriminator_pp=None, loss_vgg=None, cx_vgg=None)
-    return nets, variables, f"official checkpoint {path}"
-  tree, step_dir = checkpoints.read_weights(path)
-  variables = tree["generator"]
-  vgg = variables.get("frozen", {}).get("style_encoder", {}).get("vgg", {})
-  arch = "vgg19" if "conv3_4" in vgg else "vgg16"
-  pretrained = networks_lib.Pretrained(generator_arch=arch, generator_frozen=None, loss_arch=arch,
-                                       loss_vgg=None, cx_arch=None, cx_vgg=None, descriptions=())
-  return networks_lib.build(config, pretrained), variables, f"checkpoint {step_dir}"
+    nets, origin = system_cls.read_official(config, path, wanted)
+    origin = f"official checkpoint {origin}"
+  else:
+    nets, step_dir = checkpoints.read_weights(path)
+    origin = f"checkpoint {step_dir}"
+  missing = [n for n in wanted if n not in nets]
+  if missing:
+    raise ValueError(f"{path} holds no {missing} weights (it holds {sorted(nets)}); {config.model} generates "
+                     f"with {list(wanted)}")
+  nets = {n: nets[n] for n in wanted}
+  return system_cls.from_variables(config, nets), nets, origin
 
 
-def _safe(name: str) -> str:
-  return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(name)[0])[:80]
+class Generator:
+  """A system's jitted generation with one set of variables, on a mesh.
 
+  Attributes:
+    system: the system (its `generate(nets, batch)`).
+    nets: {network: variables}, placed on the mesh.
+    keys: the model inputs a batch needs.
+  """
 
-def component_groups(spec: str, label_set: str = "adgan8") -> list[tuple[str, list[int]]]:
-  """"upper_clothes;pants,skirt;hair" -> [("upper_clothes", [5]), ("pants+skirt", [1, 3]), ("hair", [2])]."""
-  names = parsing_lib.LABEL_SETS[label_set]
-  groups = []
-  for group in filter(None, (g.strip() for g in spec.split(";"))):
-    members = [m.strip() for m in group.split(",") if m.strip()]
-    unknown = [m for m in members if m not in names]
-    if unknown:
-      raise ValueError(f"unknown components {unknown} in {spec!r}; the {label_set} components are {list(names)}")
-    groups.append(("+".join(members), [names.index(m) for m in members]))
-  return groups
-
-
-class _Generator:
-  """Jitted generation, style encoding and decoding for one set of variables."""
-
-  def __init__(self, nets: networks_lib.Networks, variables: Any, mesh):
+  def __init__(self, system: systems.System, nets: Any, mesh):
     # Checkpoints restore onto the devices they were saved from; generation runs on `mesh`.
-    variables = jax.device_put(variables, sharding_lib.replicated_sharding(mesh))
-    self.nets, self.variables, self.mesh = nets, variables, mesh
-    self._generate = jax.jit(nets.generate)
-    model = nets.generator
-    if nets.model == "adgan":
-      self._encode = jax.jit(lambda v, image, parsing: model.apply(v, image, parsing, method=model.encode_style))
-      self._decode = jax.jit(lambda v, pose, code: model.apply(v, pose, code, method=model.decode))
+    self.system = system
+    self.nets = jax.device_put(nets, sharding_lib.replicated_sharding(mesh))
+    self.mesh = mesh
+    self.keys = system.batch_keys(system.config)
+    self._generate = jax.jit(system.generate)
 
-  def _device(self, batch):
-    return sharding_lib.to_global_arrays({k: batch[k] for k in batch if k in _MODEL_KEYS}, self.mesh)
+  def device_batch(self, batch: dict) -> dict:
+    return sharding_lib.to_global_arrays({k: batch[k] for k in self.keys}, self.mesh)
 
-  def generate(self, batch) -> np.ndarray:
-    return visualize.to_uint8(jax.device_get(self._generate(self.variables, self._device(batch))))
-
-  def encode_style(self, image, parsing) -> jax.Array:
-    return self._encode(self.variables, jnp.asarray(image), jnp.asarray(parsing))
-
-  def decode(self, pose, code) -> np.ndarray:
-    return visualize.to_uint8(jax.device_get(self._decode(self.variables, jnp.asarray(pose), code)))
+  def generate(self, batch: dict) -> np.ndarray:
+    """Host batch -> generated uint8 images (B, H, W, 3)."""
+    return visualize.to_uint8(jax.device_get(self._generate(self.nets, self.device_batch(batch))["image"]))
 
 
-def pose_transfer_pairs(gen: _Generator, source, transform, out_dir: str, *, indices: Sequence[int],
+def pose_transfer_pairs(gen: Generator, source, transform, out_dir: str, *, indices: Sequence[int],
                         batch_size: int) -> list[np.ndarray]:
-  """Generates every pair in `indices`, writing PNGs and strips; returns the strips."""
+  """Generates every pair in `indices`, writing PNGs and strips; returns (example, generated) pairs."""
   strips = []
   os.makedirs(os.path.join(out_dir, "pose_transfer"), exist_ok=True)
   os.makedirs(os.path.join(out_dir, "strips"), exist_ok=True)
@@ -130,70 +114,8 @@ def pose_transfer_pairs(gen: _Generator, source, transform, out_dir: str, *, ind
   return strips
 
 
-def component_swap_grid(gen: _Generator, source, transform, *, indices: Sequence[int],
-                        groups: Sequence[tuple[str, list[int]]], num_components: int) -> tuple[np.ndarray, dict]:
-  """Rows: a person (a pair's source) in a target pose, as is and with each
-  component group taken from another row's person.
-
-  Returns the grid and the arrays behind it: 'own' (R, H, W, 3) generated as
-  is, 'swapped' {group: (R, H, W, 3)}, 'donor_rows' {group: (R,) donor row}.
-  """
-  batch, valid = next(pipeline.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
-  rows = valid
-  codes = gen.encode_style(batch["source_image"], batch["source_parsing"])
-  own = gen.decode(batch["target_pose"], codes)
-  swapped, donor_rows = {}, {}
-  for j, (name, members) in enumerate(groups):
-    donors = (np.arange(rows) + j + 1) % rows
-    mixed = adgan.mix_components(codes, codes[donors], members, num_components)
-    swapped[name], donor_rows[name] = gen.decode(batch["target_pose"], mixed), donors
-  source_u8 = visualize.to_uint8(batch["source_image"])
-  h, w = source_u8.shape[1:3]
-  grid_rows, titles = [], ["person", "tgt pose", "as is"]
-  for name, _ in groups:
-    titles += ["donor", name.replace("upper_clothes", "upper").replace("+", "/")]
-  for r in range(rows):
-    row = [source_u8[r], visualize.pose_image(batch["target_keypoints"][r], h, w), own[r]]
-    for name, _ in groups:
-      row += [source_u8[donor_rows[name][r]], swapped[name][r]]
-    grid_rows.append(row)
-  return visualize.grid(grid_rows, column_titles=titles), {
-      "own": own, "swapped": swapped, "donor_rows": donor_rows, "batch": batch}
-
-
-def _region_mean_colour(images_u8: np.ndarray, onehot: np.ndarray, components: Sequence[int]) -> np.ndarray:
-  """Mean RGB (R, 3) of each image over the union of `components` of its one-hot parsing."""
-  mask = onehot[..., list(components)].sum(-1, keepdims=True)
-  return (images_u8.astype(np.float64) * mask).sum((1, 2)) / np.maximum(mask.sum((1, 2)), 1)
-
-
-def swap_colour_shift(arrays: dict, groups: Sequence[tuple[str, list[int]]], min_pixels: int = 20) -> dict:
-  """How far each component swap moved the region's colour toward the donor's.
-
-  For each group and row: d_own = |colour of the region in the as-is image -
-  the donor's own colour there|, d_swap = the same for the swapped image
-  (colours are region means in the target parsing, the donor's measured on its
-  source image). Returns {group: {'rows', 'moved', 'closer'}}: the mean of
-  (d_own - d_swap) / d_own (0: no change, 1: exactly the donor's colour) and
-  the fraction of rows that got closer, over rows where both people have at
-  least `min_pixels` pixels of the region. `arrays` is `component_swap_grid`'s.
-  """
-  batch = arrays["batch"]
-  source_u8 = visualize.to_uint8(batch["source_image"])
-  out = {}
-  for name, members in groups:
-    donors = arrays["donor_rows"][name]
-    donor_colour = _region_mean_colour(source_u8, batch["source_parsing"], members)[donors]
-    own = _region_mean_colour(arrays["own"], batch["target_parsing"], members)
-    swapped = _region_mean_colour(arrays["swapped"][name], batch["target_parsing"], members)
-    present = ((batch["target_parsing"][..., list(members)].sum((1, 2, 3)) >= min_pixels)
-               & (batch["source_parsing"][..., list(members)].sum((1, 2, 3))[donors] >= min_pixels))
-    d_own = np.linalg.norm(own - donor_colour, axis=-1)[present]
-    d_swap = np.linalg.norm(swapped - donor_colour, axis=-1)[present]
-    out[name] = {"rows": int(present.sum()),
-                 "moved": float(np.mean((d_own - d_swap) / np.maximum(d_own, 1e-6))) if present.any() else float("nan"),
-                 "closer": float(np.mean(d_swap < d_own)) if present.any() else float("nan")}
-  return out
+def _safe(name: str) -> str:
+  return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(name)[0])[:80]
 
 
 def parse_keypoints_text(text: str) -> np.ndarray:
@@ -256,14 +178,14 @@ def _custom_inputs(config, image_size) -> dict | None:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Writes pose-transfer and component-swap pictures; returns the output paths."""
+  """Writes pose-transfer pictures (and the system's own, e.g. ADGAN's swap grid); returns the output paths."""
   workdir = os.path.abspath(workdir)
   out_dir = config.generate.output_dir or os.path.join(workdir, "generated")
   os.makedirs(out_dir, exist_ok=True)
-  nets, variables, origin = load_generator(config, workdir)
-  logging.info("Generating with the generator from %s", origin)
+  system, nets, origin = load_generator(config, workdir)
+  logging.info("Generating with %s's %s from %s", config.model, ", ".join(nets), origin)
   mesh = sharding_lib.make_mesh(jax.devices()[:1])
-  gen = _Generator(nets, variables, mesh)
+  gen = Generator(system, nets, mesh)
   outputs = {}
 
   custom = _custom_inputs(config, tuple(config.data.image_size))
@@ -278,9 +200,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return outputs
 
   source = sources.pair_source(config.data.name, config.generate.split, config.data.data_dir or None)
-  transform = pipeline.transform_for(source, heatmap_sigma=config.data.heatmap_sigma,
-                                     heatmap_mode=config.data.heatmap_mode,
-                                     parsing_merge=config.data.parsing_merge)
+  transform = type(system).transform(config, source)
   num = config.generate.num_pairs or len(source)
   indices = pipeline.spread_indices(len(source), num)
   strips = pose_transfer_pairs(gen, source, transform, out_dir, indices=indices,
@@ -291,32 +211,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       os.path.join(out_dir, "pose_transfer.png"),
       visualize.grid(overview, column_titles=["source", "tgt pose", "generated", "target"]))
   logging.info("Wrote %d pose transfers under %s and %s", len(strips), out_dir, outputs["pose_transfer"])
-
-  if nets.model == "adgan":
-    groups = component_groups(config.generate.components, config.data.parsing_merge)
-    swap_indices = _distinct_people(source, config.generate.num_swap_rows)
-    grid, arrays = component_swap_grid(gen, source, transform, indices=swap_indices, groups=groups,
-                                       num_components=parsing_lib.num_classes(config.data.parsing_merge))
-    outputs["component_swap"] = visualize.save_png(os.path.join(out_dir, "component_swap.png"), grid)
-    logging.info("Wrote the component swap grid %s", outputs["component_swap"])
-    shift = swap_colour_shift(arrays, groups)
-    for name, m in shift.items():
-      logging.info("Swap %-14s over %2d rows: region colour moved %+.0f%% of the way to the donor's, closer in %.0f%%",
-                   name, m["rows"], 100 * m["moved"], 100 * m["closer"])
-    outputs["component_swap_metrics"] = os.path.join(out_dir, "component_swap_metrics.json")
-    with open(outputs["component_swap_metrics"], "w") as f:
-      json.dump(shift, f, indent=2)
+  outputs.update(system.generation_pictures(gen, source, transform, out_dir))
   return outputs
-
-
-def _distinct_people(source, count: int) -> list[int]:
-  """Pair indices whose source people (identities by name prefix) differ, spread over the split."""
-  chosen, seen = [], set()
-  for i in pipeline.spread_indices(len(source), max(count * 8, count)):
-    who = source[i]["source_name"].rsplit("_", 1)[0]
-    if who not in seen:
-      seen.add(who)
-      chosen.append(i)
-    if len(chosen) == count:
-      break
-  return chosen

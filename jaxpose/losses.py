@@ -119,3 +119,46 @@ def contextual_loss(target_features: jax.Array, generated_features: jax.Array,
     chunk_fn = jax.checkpoint(functools.partial(_cx_chunk, target_normed=t, sigma=sigma, b=b))
     max_over_generated = jnp.max(jax.lax.map(chunk_fn, chunks), axis=0)
   return jnp.mean(-jnp.log(jnp.mean(max_over_generated, axis=-1)))
+
+
+GAN_LOSSES = {"lsgan": lsgan_loss, "bce": bce_gan_loss}
+
+
+def gan_loss(name: str):
+  """The GAN loss `(discriminator output, target_is_real) -> scalar` called `name` ('lsgan' or 'bce')."""
+  if name not in GAN_LOSSES:
+    raise ValueError(f"config.loss.gan_type must be one of {tuple(GAN_LOSSES)}, got {name!r}")
+  return GAN_LOSSES[name]
+
+
+def perceptual_loss(vgg, vgg_variables, generated: jax.Array, target: jax.Array,
+                    layer: str = "relu1_2") -> jax.Array:
+  """L1 between VGG features of generated and target images (the official `L1_plus_perceptualLoss` term).
+
+  Args:
+    vgg: a `jaxpose.models.vgg.VGG` module; vgg_variables its {'frozen': ...}.
+    generated, target: (B, H, W, 3) in [-1, 1]; both are ImageNet-normalised
+      as torchvision's VGG expects. The target's features carry no gradient.
+    layer: the feature layer ('relu1_2' in ADGAN and PATN).
+
+  Returns:
+    Scalar mean absolute difference of the (B, H, W, C) feature maps.
+  """
+  generated_features = vgg.apply(vgg_variables, imagenet_normalize(generated), (layer,))
+  target_features = vgg.apply(vgg_variables, imagenet_normalize(target), (layer,))
+  return l1_loss(generated_features[layer], jax.lax.stop_gradient(target_features[layer]))
+
+
+def contextual_feature_loss(vgg, vgg_variables, generated: jax.Array, target: jax.Array, *,
+                            layers=("relu3_2", "relu4_2"), sigma: float = 0.5, b: float = 1.0,
+                            chunk_size: int | None = None) -> jax.Array:
+  """ADGAN's CX training loss: `contextual_loss` summed over VGG layers.
+
+  generated, target: (B, H, W, 3) in [-1, 1], fed to the VGG RAW (ADGAN's CX
+  network takes un-normalised images, unlike the perceptual loss). The
+  target's features carry no gradient. Returns a scalar.
+  """
+  generated_features = vgg.apply(vgg_variables, generated, layers)
+  target_features = jax.lax.stop_gradient(vgg.apply(vgg_variables, target, layers))
+  return sum(contextual_loss(target_features[l], generated_features[l], sigma=sigma, b=b, chunk_size=chunk_size)
+             for l in layers)

@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpose import convert
 from jaxpose.models import adgan
 from jaxpose.models import discriminator as discriminator_lib
 from jaxpose.models import vgg as vgg_lib
@@ -43,8 +42,8 @@ def small():
   """(state_dict, model, variables, inputs NHWC, inputs NCHW float64)."""
   rng = np.random.default_rng(0)
   sd = ref.adgan_generator_state_dict(rng, **SMALL)
-  model = adgan.ADGANGenerator(**convert.infer_adgan_generator_hparams(sd))
-  variables = convert.adgan_generator_variables({f"module.{k}": v for k, v in sd.items()}, model)
+  model = adgan.ADGANGenerator(**adgan.hparams_from_torch(sd))
+  variables = adgan.from_torch({f"module.{k}": v for k, v in sd.items()}, model)
   pose = rng.uniform(0, 1, size=(B, H, W, 18)).astype(np.float32)
   image = rng.uniform(-1, 1, size=(B, H, W, 3)).astype(np.float32)
   labels = rng.integers(0, 8, size=(B, H, W))
@@ -59,7 +58,7 @@ def small():
 
 def test_generator_parameter_counts_equal_the_official():
   model = adgan.ADGANGenerator()
-  abstract = convert.adgan_generator_abstract(model, 256, 176)
+  abstract = adgan.abstract_variables(model, 256, 176)
   assert set(abstract) == {"params", "frozen"}
   trainable, frozen = count(abstract["params"]), count(abstract["frozen"])
   assert trainable == 28_774_915  # the official trainable count
@@ -86,7 +85,7 @@ def test_generator_parameter_counts_equal_the_official():
     ("batch", 21, 3_977_408), ("batch", 6, 3_930_368)])
 def test_discriminator_parameter_counts_equal_the_official(norm, in_channels, expected):
   model = discriminator_lib.ResnetDiscriminator(norm=norm)
-  abstract = convert.discriminator_abstract(model, in_channels)
+  abstract = discriminator_lib.abstract_variables(model, in_channels)
   assert count(abstract["params"]) == expected
   if norm == "instance":
     official = official_keys.read(f"adgan_D_{'PB' if in_channels == 21 else 'PP'}_state_dict.tsv")
@@ -235,11 +234,11 @@ def test_frozen_from_vgg_builds_the_generator_collection(small):
 def test_discriminator_matches_reference(in_channels):
   rng = np.random.default_rng(3)
   sd = ref.resnet_discriminator_state_dict(rng, in_channels, width=8)
-  hparams, inferred_in = convert.infer_discriminator_hparams(sd)
+  hparams, inferred_in = discriminator_lib.hparams_from_torch(sd)
   assert inferred_in == in_channels
   model = discriminator_lib.ResnetDiscriminator(**hparams)
   assert (model.width, model.n_blocks, model.dropout_rate, model.norm) == (8, 3, 0.5, "instance")
-  variables = convert.discriminator_variables(sd, model)
+  variables = discriminator_lib.from_torch(sd, model)
   x = rng.normal(size=(B, 17, 13, in_channels)).astype(np.float32)  # odd sizes: zero-pad s2 rounding
   got = model.apply(variables, x, train=False)
   expected = ref.resnet_discriminator(sd, nchw(x))
@@ -260,10 +259,10 @@ def test_discriminator_matches_reference(in_channels):
 def test_batch_norm_discriminator_matches_reference():
   rng = np.random.default_rng(4)
   sd = ref.resnet_discriminator_state_dict(rng, 21, width=8, norm="batch", dropout=False)
-  hparams, _ = convert.infer_discriminator_hparams(sd)
+  hparams, _ = discriminator_lib.hparams_from_torch(sd)
   assert hparams["norm"] == "batch" and hparams["dropout_rate"] == 0.0
   model = discriminator_lib.ResnetDiscriminator(**hparams)
-  variables = convert.discriminator_variables(sd, model)
+  variables = discriminator_lib.from_torch(sd, model)
   assert "bias" not in variables["params"]["stem"]
   x = rng.normal(size=(B, 16, 12, 21)).astype(np.float32)
   np.testing.assert_allclose(model.apply(variables, x, train=False), nhwc(ref.resnet_discriminator(
@@ -271,7 +270,7 @@ def test_batch_norm_discriminator_matches_reference():
   got, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
   expected, new_stats = ref.resnet_discriminator(sd, nchw(x), norm="batch", dropout=False, train_batch_norm=True)
   np.testing.assert_allclose(got, nhwc(expected), **TOL)
-  exported = convert.discriminator_state_dict({**variables, **updated}, model)
+  exported = discriminator_lib.to_torch({**variables, **updated}, model)
   for key, value in new_stats.items():
     np.testing.assert_allclose(exported[key], value, **TOL, err_msg=key)
 
@@ -282,7 +281,7 @@ def test_vgg16_fallback_weights_fit_a_vgg16_generator():
   frozen = adgan.frozen_from_vgg(vgg_lib.from_torchvision_state_dict(sd16), "vgg16")
   model = adgan.ADGANGenerator(width=8, vgg_arch="vgg16", vgg_widths=(4, 8, 8, 16), style_dim=64, mlp_dim=16,
                                n_res=2)
-  abstract = convert.adgan_generator_abstract(model)
+  abstract = adgan.abstract_variables(model)
   assert jax.tree.map(np.shape, frozen) == jax.tree.map(lambda a: a.shape, abstract["frozen"])
   assert sorted(frozen["style_encoder"]["vgg"]) == vgg_lib.conv_names("vgg16")[:8]
   with pytest.raises(vgg_lib.VGGWeightsError):

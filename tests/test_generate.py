@@ -13,12 +13,11 @@ import pytest
 from configs import synthetic_adgan
 from configs import synthetic_patn
 from jaxpose import checkpoints
-from jaxpose import convert
 from jaxpose import generate
-from jaxpose import networks
 from jaxpose import train
-from jaxpose.io import torch_checkpoint
 from jaxpose.models import adgan
+from jaxpose.systems import adgan as adgan_system
+import torch_writer
 
 
 def test_mix_components_replaces_exactly_the_chosen_slots():
@@ -36,10 +35,10 @@ def test_mix_components_replaces_exactly_the_chosen_slots():
 
 
 def test_component_groups():
-  assert generate.component_groups("upper_clothes; pants,skirt ;hair") == [
+  assert adgan_system.component_groups("upper_clothes; pants,skirt ;hair") == [
       ("upper_clothes", [5]), ("pants+skirt", [1, 3]), ("hair", [2])]
   with pytest.raises(ValueError, match="shirt"):
-    generate.component_groups("shirt")
+    adgan_system.component_groups("shirt")
 
 
 def test_parse_keypoints_text_reads_csv_rows_and_json():
@@ -73,19 +72,19 @@ def test_swap_colour_shift_measures_the_move_toward_the_donor():
   groups = [("region", [1])]
   people = [(200, 0, 0), (0, 0, 200)]  # each person's own colour, also their source image's
   # Swapped regions exactly in the donor's colour: moved all the way.
-  full = generate.swap_colour_shift(_swap_arrays(people, people, people[::-1]), groups)
+  full = adgan_system.swap_colour_shift(_swap_arrays(people, people, people[::-1]), groups)
   assert full["region"] == {"rows": 2, "moved": pytest.approx(1.0, abs=1e-2), "closer": 1.0}
   # Nothing changed: moved 0, never closer.
-  none = generate.swap_colour_shift(_swap_arrays(people, people, people), groups)
+  none = adgan_system.swap_colour_shift(_swap_arrays(people, people, people), groups)
   assert none["region"]["moved"] == pytest.approx(0.0) and none["region"]["closer"] == 0.0
   # Half way.
   half = [(100, 0, 100), (100, 0, 100)]
-  assert generate.swap_colour_shift(_swap_arrays(people, people, half), groups)["region"]["moved"] == \
+  assert adgan_system.swap_colour_shift(_swap_arrays(people, people, half), groups)["region"]["moved"] == \
       pytest.approx(0.5, abs=1e-2)
   # A region nobody has is left out rather than counted.
   arrays = _swap_arrays(people, people, people)
   arrays["donor_rows"]["other"], arrays["swapped"]["other"] = arrays["donor_rows"]["region"], arrays["own"]
-  assert generate.swap_colour_shift(arrays, [("other", [0])])["other"]["rows"] == 0
+  assert adgan_system.swap_colour_shift(arrays, [("other", [0])])["other"]["rows"] == 0
 
 
 def _config(data_dir, **overrides):
@@ -122,18 +121,16 @@ def test_generate_mode_writes_strips_swap_grid_and_its_measurement(tiny_data_dir
     shift = json.load(f)
   assert set(shift) == {"upper_clothes", "pants+skirt", "hair"}
   assert all(0 <= m["rows"] <= 3 for m in shift.values())
-  nets, variables, origin = generate.load_generator(_config(tiny_data_dir), trained_run)
-  assert nets.model == "adgan" and "frozen" in variables and "checkpoint" in origin
+  system, nets, origin = generate.load_generator(_config(tiny_data_dir), trained_run)
+  assert system.name == "adgan" and set(nets) == {"generator"} and "frozen" in nets["generator"]
+  assert "checkpoint" in origin
 
 
 def test_generate_from_an_official_pth_and_from_a_users_picture(tiny_data_dir, trained_run, tmp_path):
-  tree, _ = checkpoints.read_weights(trained_run)
-  config = _config(tiny_data_dir)
-  model = networks.build(config, networks.load_pretrained_features(config)).generator
+  nets, _ = checkpoints.read_weights(trained_run)
   pth = str(tmp_path / "800_net_netG.pth")
-  torch_checkpoint.save_state_dict(
-      {f"module.{k}": v for k, v in convert.adgan_generator_state_dict(tree["generator"], model).items()}, pth,
-      legacy_format=True)
+  torch_writer.save_state_dict(
+      {f"module.{k}": v for k, v in adgan.to_torch(nets["generator"]).items()}, pth, legacy_format=True)
 
   # A user's picture of another size (letterboxed to 32x24), its LIP parsing, a JSON pose.
   rng = np.random.default_rng(0)
@@ -154,13 +151,13 @@ def test_generate_from_an_official_pth_and_from_a_users_picture(tiny_data_dir, t
   assert generated.shape == (32, 24, 3)
 
   # The imported file generates what our checkpoint generates.
-  official_nets, official_vars, origin = generate.load_generator(config, "unused")
+  official_system, official_nets, origin = generate.load_generator(config, "unused")
   assert pth in origin
-  ours_nets, ours_vars, _ = generate.load_generator(_config(tiny_data_dir), trained_run)
+  ours_system, ours_nets, _ = generate.load_generator(_config(tiny_data_dir), trained_run)
   batch = generate._custom_inputs(config, (32, 24))
   np.testing.assert_allclose(
-      np.asarray(official_nets.generate(official_vars, batch)), np.asarray(ours_nets.generate(ours_vars, batch)),
-      rtol=1e-5, atol=1e-5)
+      np.asarray(official_system.generate(official_nets, batch)["image"]),
+      np.asarray(ours_system.generate(ours_nets, batch)["image"]), rtol=1e-5, atol=1e-5)
 
   with pytest.raises(ValueError, match="source_parsing"):
     generate.run(_config(tiny_data_dir, **{"generate.source_image": str(tmp_path / "me.png")}), trained_run)

@@ -338,7 +338,7 @@ def test_vgg_loaders_agree_and_report_every_problem():
   with pytest.raises(vgg_lib.VGGWeightsError) as info:
     vgg_lib.from_torchvision_state_dict(bad, "vgg16")
   message = str(info.value)
-  assert "missing features.0.bias" in message and "features.2.weight: shape" in message
+  assert "missing features.0.bias" in message and "shape mismatch features.2.weight: file (64, 64, 3, 2)" in message
   assert "unexpected features.99.weight" in message
   with pytest.raises(vgg_lib.VGGWeightsError, match="neither VGG16"):
     vgg_lib.from_torchvision_state_dict(bad)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxpose.io import torch_checkpoint
 from jaxpose.metrics import fid as fid_lib
+from jaxpose.io.state_dict import count_parameters
 from jaxpose.metrics import inception
+import torch_writer
 
 # ---------------------------------------------------------------- architecture
 
@@ -18,11 +19,11 @@ def test_parameter_counts_match_torchvision():
   # classifier; that head (conv0 768->128 1x1 + BN, conv1 128->768 5x5 + BN,
   # fc 768->1000) holds 98,560 + 2,459,136 + 769,000 = 3,326,696 of them.
   tv = inception.variable_shapes(inception.InceptionV3(variant="torchvision"))
-  assert inception.count_parameters(tv["params"]) == 27_161_264 - 3_326_696
+  assert count_parameters(tv["params"]) == 27_161_264 - 3_326_696
   fid = inception.variable_shapes(inception.InceptionV3(variant="fid"))
   # pytorch-fid's port: 8 more classes (1008), fc 2048 -> 1008 with bias.
-  assert inception.count_parameters(fid["params"]) == 27_161_264 - 3_326_696 + 8 * 2049
-  assert inception.count_parameters(tv["batch_stats"]) == inception.count_parameters(fid["batch_stats"])
+  assert count_parameters(fid["params"]) == 27_161_264 - 3_326_696 + 8 * 2049
+  assert count_parameters(tv["batch_stats"]) == count_parameters(fid["batch_stats"])
 
 
 def test_torchvision_key_names_and_shapes():
@@ -200,7 +201,7 @@ def test_state_dict_round_trip_through_a_file(small_fid_model, tmp_path):
   sd["Mixed_5b.branch1x1.bn.num_batches_tracked"] = np.array(7, np.int64)  # ignored
   sd["AuxLogits.fc.weight"] = np.zeros((1008, 96), np.float32)  # ignored
   path = tmp_path / "pt_inception-small.pth"
-  torch_checkpoint.save_state_dict(sd, path)
+  torch_writer.save_state_dict(sd, path)
   loaded_model, loaded, description = inception.load_inception(str(path), width_divisor=8)
   assert loaded_model.variant == "fid" and "pytorch-fid" in description
   flat_a = jax.tree_util.tree_leaves_with_path(variables)
@@ -220,7 +221,7 @@ def test_mismatched_state_dict_lists_every_problem(small_fid_model):
     inception.from_torch_state_dict(sd, model)
   message = str(error.value)
   assert "missing Mixed_7b.branch1x1.bn.running_var" in message
-  assert "Mixed_5c.branch1x1.conv.weight: shape (3, 3, 1, 1)" in message
+  assert "shape mismatch Mixed_5c.branch1x1.conv.weight: file (3, 3, 1, 1)" in message
   assert "unexpected Mixed_8a.conv.weight" in message
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from jaxpose.io import torch_checkpoint
 from jaxpose.metrics import lpips
+import torch_writer
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,8 @@ def test_torch_files_load_to_the_same_network(bundled, tmp_path):
   alexnet["classifier.1.weight"] = np.zeros((4, 9216), np.float32)  # ignored
   heads = {f"lin{k}.model.1.weight": tree[f"NetLinLayer_{k}"]["Conv_0"]["kernel"].transpose(3, 2, 0, 1)
            for k in range(5)}
-  torch_checkpoint.save_state_dict(alexnet, tmp_path / "alexnet-owt.pth")
-  torch_checkpoint.save_state_dict(heads, tmp_path / "alex.pth")
+  torch_writer.save_state_dict(alexnet, tmp_path / "alexnet-owt.pth")
+  torch_writer.save_state_dict(heads, tmp_path / "alex.pth")
   loaded, _ = lpips.load_lpips_alex(str(tmp_path / "alexnet-owt.pth"), str(tmp_path / "alex.pth"))
   flat = lambda t: {k: np.asarray(v) for k, v in _flatten(t).items()}
   ours, bundled_flat = flat(loaded), flat(variables)

@@ -21,12 +21,12 @@ import pytest
 
 from jaxpose import checkpoints
 from jaxpose import convert
-from jaxpose.io import torch_checkpoint
 from jaxpose.models import discriminator as discriminator_lib
 from jaxpose.models import layers
 from jaxpose.models import patn
 import numpy_reference as ref
 import official_keys
+import torch_writer
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 SMALL = dict(width=8, n_blocks=2)
@@ -66,7 +66,7 @@ def imported(request, tmp_path_factory):
   sd = _state_dict(instance_norm_buffers=legacy)
   on_disk = {f"module.{k}": v for k, v in sd.items()} if legacy else sd
   path = str(tmp_path_factory.mktemp("patn") / "latest_net_netG.pth")
-  torch_checkpoint.save_state_dict(on_disk, path, legacy_format=legacy)
+  torch_writer.save_state_dict(on_disk, path, legacy_format=legacy)
   model, variables = convert.import_checkpoint("patn_generator", path)
   return sd, model, variables
 
@@ -77,7 +77,7 @@ def imported(request, tmp_path_factory):
 
 @pytest.mark.parametrize("norm,expected,stats", [("instance", 41_358_019, 0), ("batch", 41_365_763, 20_096)])
 def test_generator_parameter_counts_equal_the_official(norm, expected, stats):
-  abstract = convert.patn_generator_abstract(patn.PATNGenerator(norm=norm), 256, 176)
+  abstract = patn.abstract_variables(patn.PATNGenerator(norm=norm), 256, 176)
   assert count(abstract["params"]) == expected
   assert count(abstract.get("batch_stats", {})) == stats  # + 35 num_batches_tracked officially = 20,131
   if norm == "instance":
@@ -94,18 +94,18 @@ def test_generator_parameter_counts_equal_the_official(norm, expected, stats):
 @pytest.mark.parametrize("norm,in_channels,expected", [
     ("instance", 21, 3_975_424), ("instance", 6, 3_928_384), ("batch", 21, 3_977_408), ("batch", 6, 3_930_368)])
 def test_discriminator_parameter_counts_equal_the_official(norm, in_channels, expected):
-  abstract = convert.discriminator_abstract(discriminator_lib.ResnetDiscriminator(norm=norm), in_channels)
+  abstract = discriminator_lib.abstract_variables(discriminator_lib.ResnetDiscriminator(norm=norm), in_channels)
   assert count(abstract["params"]) == expected
 
 
 def test_official_keys_import_at_default_size_and_export_back():
   sd = official_keys.zero_state_dict("patn_G_state_dict.tsv", prefix="module.")
   assert len(sd) == 90
-  hparams = convert.infer_patn_generator_hparams(sd)
+  hparams = patn.hparams_from_torch(sd)
   assert patn.PATNGenerator(**hparams) == patn.PATNGenerator()
-  variables = convert.patn_generator_variables(sd, patn.PATNGenerator())
+  variables = patn.from_torch(sd, patn.PATNGenerator())
   assert count(variables["params"]) == 41_358_019
-  exported = convert.patn_generator_state_dict(variables)
+  exported = patn.to_torch(variables)
   assert list(exported) == [k[len("module."):] for k in sd]  # the official key order too
   assert {k: v.shape for k, v in exported.items()} == {k[len("module."):]: v.shape for k, v in sd.items()}
 
@@ -212,24 +212,24 @@ def test_instance_norm_buffers_are_accepted_ignored_and_logged(caplog):
   assert len(buffers) == 2 * (6 + 3 * 2 + 2)
   model = patn.PATNGenerator(**SMALL_HPARAMS)
   with caplog.at_level(logging.INFO):
-    variables = convert.patn_generator_variables(sd, model)
+    variables = patn.from_torch(sd, model)
   assert "ignored the running_mean/running_var of 14 InstanceNorm layers (28 buffers)" in caplog.text
-  clean = convert.patn_generator_variables(_state_dict(), model)
+  clean = patn.from_torch(_state_dict(), model)
   jax.tree.map(np.testing.assert_array_equal, variables, clean)
   # Export writes them back on request, so files for PyTorch 0.3 round-trip exactly.
-  exported = convert.patn_generator_state_dict(variables, model, instance_norm_buffers=True)
+  exported = patn.to_torch(variables, model, instance_norm_buffers=True)
   assert list(exported) == [k[len("module."):] for k in sd]
   for k, v in exported.items():
     np.testing.assert_array_equal(v, sd[f"module.{k}"], err_msg=k)
   # A running_mean anywhere else is still an error.
   sd["module.model.att.0.conv_block_stream2.7.running_mean"] = np.zeros((32,), np.float32)
   with pytest.raises(convert.StateDictMismatchError, match="unexpected model.att.0.conv_block_stream2.7"):
-    convert.patn_generator_variables(sd, model)
+    patn.from_torch(sd, model)
 
 
 def test_mapping_layouts():
   sd = _state_dict()
-  p = convert.patn_generator_variables(sd, patn.PATNGenerator(**SMALL_HPARAMS))["params"]
+  p = patn.from_torch(sd, patn.PATNGenerator(**SMALL_HPARAMS))["params"]
   np.testing.assert_array_equal(p["pose_stream"]["stem"]["kernel"],
                                 sd["model.stream2_down.1.weight"].transpose(2, 3, 1, 0))
   np.testing.assert_array_equal(p["block_1"]["pose_conv_1"]["kernel"],
@@ -247,20 +247,20 @@ def test_mismatch_error_lists_every_problem():
   sd["module.model.att.2.conv_block_stream1.1.weight"] = np.zeros((32, 32, 3, 3), np.float32)
   sd["module.model.stream1_up.0.weight"] = np.zeros((32, 8, 3, 3), np.float32)
   with pytest.raises(convert.StateDictMismatchError) as info:
-    convert.patn_generator_variables(sd, patn.PATNGenerator(**SMALL_HPARAMS))
+    patn.from_torch(sd, patn.PATNGenerator(**SMALL_HPARAMS))
   assert len(info.value.problems) == 3
   message = str(info.value)
   assert "missing model.att.1.conv_block_stream2.6.bias (32,)" in message
   assert "unexpected model.att.2.conv_block_stream1.1.weight (32, 32, 3, 3)" in message
-  assert "shape mismatch model.stream1_up.0.weight: state_dict (32, 8, 3, 3), model (32, 16, 3, 3)" in message
+  assert "shape mismatch model.stream1_up.0.weight: file (32, 8, 3, 3), model (32, 16, 3, 3)" in message
   # A batch-norm file does not load into an instance-norm model (nor the reverse), and says why.
   with pytest.raises(convert.StateDictMismatchError) as info:
-    convert.patn_generator_variables(_state_dict("batch"), patn.PATNGenerator(**SMALL_HPARAMS))
+    patn.from_torch(_state_dict("batch"), patn.PATNGenerator(**SMALL_HPARAMS))
   assert any(p.startswith("missing model.stream1_down.1.bias") for p in info.value.problems)
   # (Its running statistics sit where PyTorch 0.3 put InstanceNorm buffers; the affine weights cannot.)
   assert any(p.startswith("unexpected model.stream1_down.2.weight") for p in info.value.problems)
   with pytest.raises(convert.StateDictMismatchError, match="needed to infer"):
-    convert.infer_patn_generator_hparams({"model.1.weight": np.zeros((1, 1, 1, 1))})
+    patn.hparams_from_torch({"model.1.weight": np.zeros((1, 1, 1, 1))})
 
 
 # ----------------------------------------------------------------------------
@@ -270,7 +270,7 @@ def test_mismatch_error_lists_every_problem():
 def test_batch_norm_generator_matches_reference_in_eval_and_train_mode(tmp_path):
   sd = _state_dict("batch", seed=4)
   path = str(tmp_path / "latest_net_netG.pth")
-  torch_checkpoint.save_state_dict({f"module.{k}": v for k, v in sd.items()}, path, legacy_format=True)
+  torch_writer.save_state_dict({f"module.{k}": v for k, v in sd.items()}, path, legacy_format=True)
   model, variables = convert.import_checkpoint("patn_generator", path)
   assert model.norm == "batch" and set(variables) == {"params", "batch_stats"}
   assert "bias" not in variables["params"]["image_stream"]["stem"]
@@ -282,18 +282,18 @@ def test_batch_norm_generator_matches_reference_in_eval_and_train_mode(tmp_path)
   np.testing.assert_allclose(got, nhwc(ref.patn_generator(sd, *(nchw(a) for a in inputs))), **TOL)
   # Train mode without dropout: batch statistics, and running statistics moved with momentum 0.1.
   sd_no_dropout = _state_dict("batch", seed=4, dropout=False)
-  hparams = convert.infer_patn_generator_hparams(sd_no_dropout)
+  hparams = patn.hparams_from_torch(sd_no_dropout)
   assert hparams["dropout_rate"] == 0.0
   model = patn.PATNGenerator(**hparams)
-  variables = convert.patn_generator_variables(sd_no_dropout, model)
+  variables = patn.from_torch(sd_no_dropout, model)
   out, updated = model.apply(variables, *inputs, train=True, mutable=["batch_stats"])
   (expected, new_stats) = ref.patn_generator(sd_no_dropout, *(nchw(a) for a in inputs), train_batch_norm=True)
   np.testing.assert_allclose(out, nhwc(expected), **TOL)
-  exported = convert.patn_generator_state_dict({**variables, **updated}, model)
+  exported = patn.to_torch({**variables, **updated}, model)
   assert len(new_stats) == 2 * (6 + 3 * 2 + 2)
   for key, value in new_stats.items():
     np.testing.assert_allclose(exported[key], value, **TOL, err_msg=key)
-  round_trip = convert.patn_generator_variables(exported, model)
+  round_trip = patn.from_torch(exported, model)
   jax.tree.map(np.testing.assert_array_equal, round_trip, jax.device_get({**variables, **updated}))
 
 
@@ -330,9 +330,9 @@ def test_dropout_only_in_training_and_in_both_paths(imported):
 
 def test_init_shapes_and_initialisers():
   model = patn.PATNGenerator(**SMALL_HPARAMS)
-  abstract = convert.patn_generator_abstract(model, H, W)
+  abstract = patn.abstract_variables(model, H, W)
   assert jax.tree.map(lambda a: a.shape, abstract) == jax.tree.map(
-      np.shape, convert.patn_generator_variables(_state_dict(), model))
+      np.shape, patn.from_torch(_state_dict(), model))
   stem = patn.DownStream(width=64, n_downsampling=0).init(jax.random.key(0), jnp.zeros((1, 8, 8, 36)))
   kernel = stem["params"]["stem"]["kernel"]  # the official N(0, 0.02)
   assert float(jnp.std(kernel)) == pytest.approx(0.02, rel=0.05) and abs(float(jnp.mean(kernel))) < 1e-3
@@ -352,11 +352,11 @@ def test_discriminator_files_and_cli(tmp_path, capsys):
   paths = {"generator": str(tmp_path / "latest_net_netG.pth"),
            "discriminator_pb": str(tmp_path / "latest_net_netD_PB.pth"),
            "discriminator_pp": str(tmp_path / "latest_net_netD_PP.pth")}
-  torch_checkpoint.save_state_dict({f"module.{k}": v for k, v in g_sd.items()}, paths["generator"])
+  torch_writer.save_state_dict({f"module.{k}": v for k, v in g_sd.items()}, paths["generator"])
   d_sds = {"discriminator_pb": ref.resnet_discriminator_state_dict(rng, 21, width=8, norm="batch"),
            "discriminator_pp": ref.resnet_discriminator_state_dict(rng, 6, width=8, norm="batch")}
   for name, d_sd in d_sds.items():
-    torch_checkpoint.save_state_dict(d_sd, paths[name], legacy_format=True)
+    torch_writer.save_state_dict(d_sd, paths[name], legacy_format=True)
   for kind, name, in_channels in (("patn_discriminator_pb", "discriminator_pb", 21),
                                   ("patn_discriminator_pp", "discriminator_pp", 6)):
     d_model, d_vars = convert.import_checkpoint(kind, paths[name])
@@ -373,7 +373,7 @@ def test_discriminator_files_and_cli(tmp_path, capsys):
     head, _, index = key[:-len(".weight")].rpartition(".")
     legacy[f"{head}.{int(index) + 1}.running_mean"] = np.zeros((d_sd[key].shape[0],), np.float32)
     legacy[f"{head}.{int(index) + 1}.running_var"] = np.ones((d_sd[key].shape[0],), np.float32)
-  torch_checkpoint.save_state_dict(legacy, str(tmp_path / "d03.pth"), legacy_format=True)
+  torch_writer.save_state_dict(legacy, str(tmp_path / "d03.pth"), legacy_format=True)
   d_model, d_vars = convert.import_checkpoint("patn_discriminator_pb", str(tmp_path / "d03.pth"))
   assert d_model.norm == "instance" and set(d_vars) == {"params"}
   x = rng.normal(size=(1, 16, 12, 21)).astype(np.float32)
@@ -391,5 +391,5 @@ def test_discriminator_files_and_cli(tmp_path, capsys):
   assert set(summary["networks"]["generator"]["parameter_counts"]) == {"params", "batch_stats"}
   tree, _ = checkpoints.read_weights(out)
   model = patn.PATNGenerator(**{**SMALL_HPARAMS, "norm": "batch"})
-  jax.tree.map(np.testing.assert_array_equal, tree["generator"], convert.patn_generator_variables(g_sd, model))
+  jax.tree.map(np.testing.assert_array_equal, tree["generator"], patn.from_torch(g_sd, model))
   assert set(tree["discriminator_pb"]) == {"params", "batch_stats"}

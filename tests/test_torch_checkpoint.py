@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from jaxpose.io import torch_checkpoint as tc
+import torch_writer
 
 DATA = pathlib.Path(__file__).parent / "data" / "torch"
 MAGIC = 0x1950A86A20F9469CFC6C
@@ -158,7 +159,7 @@ def _sample_state_dict(include_zip_only: bool) -> dict:
 def test_round_trip(tmp_path, legacy):
   sd = _sample_state_dict(include_zip_only=not legacy)
   path = tmp_path / "model.pth"
-  tc.save_state_dict(sd, path, legacy_format=legacy)
+  torch_writer.save_state_dict(sd, path, legacy_format=legacy)
   assert zipfile.is_zipfile(path) != legacy
   loaded = tc.load_state_dict(path)
   assert list(loaded) == list(sd)
@@ -170,13 +171,13 @@ def test_round_trip(tmp_path, legacy):
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_round_trip_empty_state_dict(tmp_path, legacy):
-  tc.save_state_dict({}, tmp_path / "empty.pt", legacy_format=legacy)
+  torch_writer.save_state_dict({}, tmp_path / "empty.pt", legacy_format=legacy)
   assert tc.load_state_dict(tmp_path / "empty.pt") == {}
 
 
 def test_zip_records_are_64_byte_aligned(tmp_path):
   path = tmp_path / "a.pt"
-  tc.save_state_dict(_sample_state_dict(include_zip_only=True), path)
+  torch_writer.save_state_dict(_sample_state_dict(include_zip_only=True), path)
   with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
     names = archive.namelist()
     assert names[0] == "archive/data.pkl" and "archive/version" in names
@@ -190,11 +191,11 @@ def test_zip_records_are_64_byte_aligned(tmp_path):
 
 def test_save_refuses_what_pytorch_cannot_hold(tmp_path):
   with pytest.raises(ValueError, match="legacy format cannot hold uint16"):
-    tc.save_state_dict({"u": np.zeros(2, np.uint16)}, tmp_path / "a.pt", legacy_format=True)
+    torch_writer.save_state_dict({"u": np.zeros(2, np.uint16)}, tmp_path / "a.pt", legacy_format=True)
   with pytest.raises(ValueError, match="no PyTorch equivalent"):
-    tc.save_state_dict({"o": np.array(["x"], object)}, tmp_path / "a.pt")
+    torch_writer.save_state_dict({"o": np.array(["x"], object)}, tmp_path / "a.pt")
   with pytest.raises(TypeError, match="keys must be strings"):
-    tc.save_state_dict({1: np.zeros(1)}, tmp_path / "a.pt")
+    torch_writer.save_state_dict({1: np.zeros(1)}, tmp_path / "a.pt")
   assert os.listdir(tmp_path) == []
 
 
@@ -225,7 +226,7 @@ def test_big_endian_zip(tmp_path):
   sd = {"f": np.array([1.5, -2.0], np.float32), "c": np.array([1 + 2j], np.complex128),
         "bf": np.array([3.0], ml_dtypes.bfloat16), "b": np.array([7], np.uint8)}
   src, dst = tmp_path / "little.pt", tmp_path / "big.pt"
-  tc.save_state_dict(sd, src)
+  torch_writer.save_state_dict(sd, src)
   big = {"archive/data/0": np.array([1.5, -2.0], ">f4").tobytes(),
          "archive/data/1": np.array([1 + 2j], ">c16").tobytes(),
          "archive/data/2": np.array([3.0], np.float32).astype(ml_dtypes.bfloat16).tobytes()[::-1],
@@ -594,7 +595,7 @@ def test_legacy_storage_size_mismatch(tmp_path):
 
 def test_missing_storage_in_zip(tmp_path):
   src, dst = tmp_path / "full.pt", tmp_path / "missing.pt"
-  tc.save_state_dict({"a": np.zeros(2), "b": np.ones(3)}, src)
+  torch_writer.save_state_dict({"a": np.zeros(2), "b": np.ones(3)}, src)
   _rewrite_zip(src, dst, lambda name, data: None if name == "archive/data/1" else data)
   with pytest.raises(ValueError, match=r"missing.pt: storage record 'archive/data/1' is missing"):
     tc.load_state_dict(dst)
@@ -602,7 +603,7 @@ def test_missing_storage_in_zip(tmp_path):
 
 def test_corrupt_storage_in_zip(tmp_path):
   path = tmp_path / "crc.pt"
-  tc.save_state_dict({"a": np.arange(16, dtype=np.float32)}, path)
+  torch_writer.save_state_dict({"a": np.arange(16, dtype=np.float32)}, path)
   with zipfile.ZipFile(path) as z:
     info = z.getinfo("archive/data/0")
   data = bytearray(path.read_bytes())
@@ -735,6 +736,6 @@ def test_unsafe_error_pickles_for_parallel_test_runners():
 
 def test_paths_may_be_str_or_pathlike(tmp_path):
   path = tmp_path / "p.pt"
-  tc.save_state_dict({"a": np.ones(3)}, str(path))
+  torch_writer.save_state_dict({"a": np.ones(3)}, str(path))
   assert list(tc.load_state_dict(str(path))) == ["a"]
   assert list(tc.load_state_dict(path)) == ["a"]

@@ -17,11 +17,11 @@ import pytest
 
 from configs import synthetic_adgan
 from jaxpose import checkpoints
-from jaxpose import convert
-from jaxpose import networks
 from jaxpose import sharding
+from jaxpose import systems
 from jaxpose import train
-from jaxpose.io import torch_checkpoint
+from jaxpose.models import adgan
+import torch_writer
 
 
 def _config(data_dir, **overrides):
@@ -32,8 +32,8 @@ def _config(data_dir, **overrides):
 
 
 def _generator_params(workdir):
-  tree, _ = checkpoints.read_weights(workdir)
-  return tree["generator"]["params"]
+  nets, _ = checkpoints.read_weights(workdir)
+  return nets["generator"]["params"]
 
 
 def _assert_trees_close(a, b, **tolerance):
@@ -89,18 +89,19 @@ def test_resume_continues_exactly(tiny_data_dir, tmp_path):
 def test_two_devices_equal_one_device(tiny_data_dir):
   assert jax.device_count() == 2
   config = _config(tiny_data_dir)
-  pretrained = networks.load_pretrained_features(config)
+  data = train.open_data(config)
   rng = np.random.default_rng(0)
-  shapes = train.input_shapes(config)
-  batch = {k: rng.uniform(-1, 1, (4,) + s.shape).astype(np.float32) for k, s in shapes.items()}
+  shapes = train.example_batch_shapes(data.transform, systems.get(config.model).batch_keys(config))
+  batch = {k: rng.uniform(-1, 1, (4,) + s.shape[1:]).astype(np.float32) for k, s in shapes.items()}
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:2]):
     mesh = sharding.make_mesh(devices)
-    engine = train.build_engine(config, mesh, pretrained)
+    engine = train.build(config, mesh, data)
     state = engine.create()
     state, first = engine.step(state, sharding.to_global_arrays(batch, mesh))
     state, second = engine.step(state, sharding.to_global_arrays(batch, mesh))
-    results.append(jax.device_get((state.generator["params"], state.discriminator_pb["params"], first, second)))
+    results.append(jax.device_get((state.nets["generator"]["params"], state.nets["discriminator_pb"]["params"],
+                                   first, second)))
   (g1, d1, first_1, second_1), (g2, d2, first_2, second_2) = results
   assert {"g_grad_norm", "d_pb_grad_norm", "d_pp_grad_norm"} <= set(first_1)
   # Losses and gradient norms agree to float32 reduction-order round-off (the second
@@ -125,39 +126,39 @@ def test_fine_tuning_starts_from_weights_only(tiny_data_dir, tmp_path):
 
   config = _config(tiny_data_dir, init_from=source)
   mesh = sharding.make_mesh()
-  engine = train.build_engine(config, mesh, networks.load_pretrained_features(config))
+  data = train.open_data(config)
+  engine = train.build(config, mesh, data)
   mngr = checkpoints.manager(str(tmp_path / "fresh"), 2)
-  state, origin = train.initial_state(config, mngr, engine.create, engine.abstract_state,
-                                      engine.state_shardings, iterator=None)
+  state, origin = train.initial_state(config, mngr, engine, iterator=None)
   assert "fine-tuning" in origin and int(state.step) == 0
-  _assert_trees_close(state.generator, trained["generator"], rtol=0, atol=0)
-  _assert_trees_close(state.discriminator_pb["params"], trained["discriminator_pb"]["params"], rtol=0, atol=0)
+  _assert_trees_close(state.nets["generator"], trained["generator"], rtol=0, atol=0)
+  _assert_trees_close(state.nets["discriminator_pb"]["params"], trained["discriminator_pb"]["params"],
+                      rtol=0, atol=0)
   # Fresh optimizers: Adam's moments start at zero.
-  assert all(not np.asarray(x).any() for x in jax.tree.leaves(state.generator_opt[0].mu))
+  assert all(not np.asarray(x).any() for x in jax.tree.leaves(state.opt["generator"][0].mu))
 
   only_g = _config(tiny_data_dir, init_from=source, init_what="generator")
-  state_g, _ = train.initial_state(only_g, mngr, engine.create, engine.abstract_state,
-                                   engine.state_shardings, iterator=None)
-  _assert_trees_close(state_g.generator["params"], trained["generator"]["params"], rtol=0, atol=0)
-  fresh_d = np.asarray(jax.tree.leaves(state_g.discriminator_pb["params"])[0])
+  state_g, _ = train.initial_state(only_g, mngr, engine, iterator=None)
+  _assert_trees_close(state_g.nets["generator"]["params"], trained["generator"]["params"], rtol=0, atol=0)
+  fresh_d = np.asarray(jax.tree.leaves(state_g.nets["discriminator_pb"]["params"])[0])
   assert not np.allclose(fresh_d, np.asarray(jax.tree.leaves(trained["discriminator_pb"]["params"])[0]))
 
   # An official-format generator file (legacy PyTorch pickle, DataParallel `module.` keys).
-  model = engine.nets.generator
-  state_dict = convert.adgan_generator_state_dict(trained["generator"], model)
+  state_dict = adgan.to_torch(trained["generator"], engine.system.generator)
   pth = str(tmp_path / "800_net_netG.pth")
-  torch_checkpoint.save_state_dict({f"module.{k}": v for k, v in state_dict.items()}, pth, legacy_format=True)
+  torch_writer.save_state_dict({f"module.{k}": v for k, v in state_dict.items()}, pth, legacy_format=True)
   official = _config(tiny_data_dir, init_from=pth, init_what="generator")
-  engine_o = train.build_engine(official, mesh, networks.load_pretrained_features(official))
-  state_o, origin = train.initial_state(official, mngr, engine_o.create, engine_o.abstract_state,
-                                        engine_o.state_shardings, iterator=None)
+  engine_o = train.build(official, mesh, data)
+  state_o, origin = train.initial_state(official, mngr, engine_o, iterator=None)
   assert pth in origin
-  _assert_trees_close(state_o.generator["params"], trained["generator"]["params"], rtol=0, atol=0)
+  _assert_trees_close(state_o.nets["generator"]["params"], trained["generator"]["params"], rtol=0, atol=0)
 
   wrong = _config(tiny_data_dir, init_from=source, **{"generator.width": 8})
-  engine_w = train.build_engine(wrong, mesh, networks.load_pretrained_features(wrong))
+  engine_w = train.build(wrong, mesh, data)
   with pytest.raises(ValueError, match="do not fit"):
-    train.initial_state(wrong, mngr, engine_w.create, engine_w.abstract_state, engine_w.state_shardings,
+    train.initial_state(wrong, mngr, engine_w, iterator=None)
+  with pytest.raises(ValueError, match="init_what"):
+    train.initial_state(_config(tiny_data_dir, init_from=source, init_what="generator,decoder"), mngr, engine,
                         iterator=None)
 
 

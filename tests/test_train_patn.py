@@ -23,13 +23,15 @@ from configs import patn_deepfashion
 from configs import patn_market
 from configs import synthetic_patn
 from jaxpose import checkpoints
-from jaxpose import convert
 from jaxpose.data import pipeline
-from jaxpose.io import torch_checkpoint
 from jaxpose import losses
-from jaxpose import networks
+from jaxpose import gan
 from jaxpose import sharding
+from jaxpose import systems
 from jaxpose import train
+import torch_writer
+from jaxpose.models import discriminator as discriminator_lib
+from jaxpose.models import patn
 
 
 def _distinct(n, offset=0.0, shape=(2, 3, 1)):
@@ -46,13 +48,13 @@ def _ids(images):
 
 
 def test_pool_fill_phase_stores_and_returns_the_new_images():
-  pool = train.init_image_pool(5, (2, 3, 1))
+  pool = gan.init_image_pool(5, (2, 3, 1))
   assert int(pool.num_stored) == 0 and pool.images.shape == (5, 2, 3, 1)
-  pool, out = train.query_image_pool(pool, _distinct(3, 100), jax.random.key(0))
+  pool, out = gan.query_image_pool(pool, _distinct(3, 100), jax.random.key(0))
   assert _ids(out) == [100, 101, 102]
   assert int(pool.num_stored) == 3 and _ids(pool.images) == [100, 101, 102, 0, 0]
   # The next batch fills the two free slots, then the pool is full and sample 3 may swap.
-  pool, out = train.query_image_pool(pool, _distinct(3, 200), jax.random.key(1))
+  pool, out = gan.query_image_pool(pool, _distinct(3, 200), jax.random.key(1))
   assert _ids(out)[:2] == [200, 201] and int(pool.num_stored) == 5
   if _ids(out)[2] == 202:  # not swapped: nothing else changed
     assert _ids(pool.images) == [100, 101, 102, 200, 201]
@@ -63,10 +65,10 @@ def test_pool_fill_phase_stores_and_returns_the_new_images():
 
 def test_pool_swaps_half_the_time_with_uniform_slots_and_loses_nothing():
   size, n = 8, 4000
-  pool = train.init_image_pool(size, (2, 3, 1))
-  pool, _ = train.query_image_pool(pool, _distinct(size, 0), jax.random.key(0))
+  pool = gan.init_image_pool(size, (2, 3, 1))
+  pool, _ = gan.query_image_pool(pool, _distinct(size, 0), jax.random.key(0))
   new = _distinct(n, 1000)
-  query = jax.jit(train.query_image_pool)
+  query = jax.jit(gan.query_image_pool)
   after, out = query(pool, new, jax.random.key(42))
   returned, stored = _ids(out), _ids(after.images)
   swapped = [r != 1000 + i for i, r in enumerate(returned)]
@@ -84,32 +86,32 @@ def test_pool_swaps_half_the_time_with_uniform_slots_and_loses_nothing():
 
 
 def test_pool_size_zero_passes_through():
-  assert train.init_image_pool(0, (4, 4, 21)) is None
+  assert gan.init_image_pool(0, (4, 4, 21)) is None
   images = jnp.asarray(_distinct(3))
-  pool, out = train.query_image_pool(None, images, jax.random.key(0))
+  pool, out = gan.query_image_pool(None, images, jax.random.key(0))
   assert pool is None and out is images
   with pytest.raises(ValueError, match=">= 0"):
-    train.init_image_pool(-1, (4, 4, 3))
+    gan.init_image_pool(-1, (4, 4, 3))
 
 
 def test_pool_restarts_exactly_from_its_saved_state(tmp_path):
   keys = jax.random.split(jax.random.key(7), 4)
   batches = [_distinct(4, 100 * (b + 1)) for b in range(4)]
-  query = jax.jit(train.query_image_pool)
-  straight = train.init_image_pool(6, (2, 3, 1))
+  query = jax.jit(gan.query_image_pool)
+  straight = gan.init_image_pool(6, (2, 3, 1))
   outs = []
   for batch, key in zip(batches, keys):
     straight, out = query(straight, batch, key)
     outs.append(_ids(out))
   # The same with a save and restore (Orbax, as the TrainState) after the second batch.
-  pool = train.init_image_pool(6, (2, 3, 1))
+  pool = gan.init_image_pool(6, (2, 3, 1))
   for batch, key in zip(batches[:2], keys[:2]):
     pool, _ = query(pool, batch, key)
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(str(tmp_path / "pool"), pool)
   with ocp.StandardCheckpointer() as checkpointer:
     restored = checkpointer.restore(str(tmp_path / "pool"), jax.eval_shape(lambda: pool))
-  assert isinstance(restored, train.ImagePool)
+  assert isinstance(restored, gan.ImagePool)
   resumed_outs = []
   for batch, key in zip(batches[2:], keys[2:]):
     restored, out = query(restored, batch, key)
@@ -134,27 +136,27 @@ def test_official_configs_build_the_official_networks(module, norm, stats):
   market = module is patn_market
   assert config.batch_size == (32 if market else 7)
   assert tuple(config.data.image_size) == ((128, 64) if market else (256, 176))
-  assert (config.loss.l1, config.loss.perceptual, config.loss.gan, config.loss.cx) == (
-      (10.0, 10.0, 5.0, 0.0) if market else (1.0, 1.0, 5.0, 0.0))
+  assert (config.loss.l1, config.loss.perceptual, config.loss.gan) == (
+      (10.0, 10.0, 5.0) if market else (1.0, 1.0, 5.0))
   assert config.loss.gan_type == ("bce" if market else "lsgan")
   assert config.discriminator.pool_size == (50 if market else 0)
   assert config.data.heatmap_mode == ("gaussian" if market else "spike")
   assert config.num_train_steps == (87_500 if market else 400_400)
   assert config.optim.learning_rate == 2e-4
   assert config.optim.constant_steps + config.optim.decay_steps == config.num_train_steps
-  pretrained = networks.Pretrained(generator_arch="vgg19", generator_frozen=None, loss_arch="vgg19",
-                                   loss_vgg=None, cx_arch=None, cx_vgg=None, descriptions=())
-  nets = networks.build(config, pretrained)
-  shapes = {k: jnp.zeros((1,) + s.shape, s.dtype) for k, s in train.input_shapes(config).items()}
-  g = jax.eval_shape(nets.init_generator, jax.random.key(0), shapes)
+  assert "cx" not in config.loss and "cx_vgg_path" not in config  # PATN carries no CX knobs
+  system = systems.get("patn")(config, systems.Pretrained(archs={"loss_vgg": "vgg19"}))
+  h, w = config.data.image_size
+  example = {"source_image": jnp.zeros((1, h, w, 3)), "target_image": jnp.zeros((1, h, w, 3)),
+             "source_pose": jnp.zeros((1, h, w, 18)), "target_pose": jnp.zeros((1, h, w, 18))}
+  nets, _, aux, _ = jax.eval_shape(lambda: system.init(jax.random.key(0), example, {}))
+  g = nets["generator"]
   assert _count(g["params"]) == (41_365_763 if market else 41_358_019)
   assert _count(g.get("batch_stats", {})) == stats
-  for net, make_input, expected in ((nets.discriminator_pb, nets.pb_input, (3_977_408, 3_975_424)),
-                                    (nets.discriminator_pp, nets.pp_input, (3_930_368, 3_928_384))):
-    d = jax.eval_shape(lambda x: net.init(jax.random.key(0), x, train=False),
-                       make_input(shapes["target_image"], shapes))
-    assert _count(d["params"]) == expected[0 if market else 1]
-  assert train._gan_loss_fn(config) is (losses.bce_gan_loss if market else losses.lsgan_loss)
+  assert _count(nets["discriminator_pb"]["params"]) == (3_977_408 if market else 3_975_424)
+  assert _count(nets["discriminator_pp"]["params"]) == (3_930_368 if market else 3_928_384)
+  assert (aux["pool_pb"] is None) == (not market)
+  assert system.gan_loss is (losses.bce_gan_loss if market else losses.lsgan_loss)
 
 
 # ----------------------------------------------------------------------------
@@ -176,9 +178,10 @@ def _market_like_config(data_dir, **overrides):
 
 
 def _state_tree(workdir):
-  tree, _ = checkpoints.read_weights(workdir)
-  return {k: tree[k] for k in ("generator", "discriminator_pb", "discriminator_pp", "pool_pb", "pool_pp",
-                               "generator_opt", "step")}
+  """The latest checkpoint's whole saved state, flattened to {network or pool or 'generator_opt' or 'step': tree}."""
+  root = os.path.join(workdir, "checkpoints")
+  tree = ocp.StandardCheckpointer().restore(os.path.join(root, str(max(int(n) for n in os.listdir(root))), "state"))
+  return {**tree["nets"], **tree["aux"], "generator_opt": tree["opt"]["generator"], "step": tree["step"]}
 
 
 def test_tiny_market_like_run_resumes_exactly_and_checkpoints_pools(tiny_data_dir, tmp_path):
@@ -223,15 +226,15 @@ def test_instance_norm_lsgan_state_has_no_pools_or_batch_stats(tiny_data_dir):
   config = synthetic_patn.get_config("tiny")
   config.data.data_dir = tiny_data_dir
   config.generator.norm = config.discriminator.norm = "instance"  # DeepFashion's networks
-  pretrained = networks.load_pretrained_features(config)
+  engine = train.build(config, sharding.make_mesh(), train.open_data(config))
   # No CX: only the perceptual loss's VGG prefix up to relu1_2 is kept in the state.
-  assert sorted(pretrained.loss_vgg["frozen"]) == ["conv1_1", "conv1_2"]
-  assert pretrained.generator_frozen is None
-  engine = train.build_engine(config, sharding.make_mesh(), pretrained)
+  assert sorted(engine.system.pretrained.variables["loss_vgg"]["frozen"]) == ["conv1_1", "conv1_2"]
+  assert "generator_vgg" not in engine.system.pretrained.variables
   state = engine.abstract_state
-  assert state.pool_pb is None and state.pool_pp is None
-  assert set(state.generator) == {"params"}
-  assert set(state.discriminator_pb) == {"params"}
+  assert state.aux == {"pool_pb": None, "pool_pp": None}
+  assert set(state.nets["generator"]) == {"params"}
+  assert set(state.nets["discriminator_pb"]) == {"params"}
+  assert set(state.frozen["loss_vgg"]["frozen"]) == {"conv1_1", "conv1_2"} and state.frozen["cx_vgg"] is None
 
 
 def test_market_tiny_config_trains_on_the_builders_dummy_data(tmp_path):
@@ -242,42 +245,43 @@ def test_market_tiny_config_trains_on_the_builders_dummy_data(tmp_path):
   builder_testing.build(builder_lib.Builder, "no_parsing", dummy, tmp_path)
   config = patn_market.get_config("tiny")
   config.data.data_dir = str(tmp_path)
-  train_source, _, transform = train._open_data(config)
-  assert not train_source.has_parsing and train_source.image_size == (128, 64)
+  data = train.open_data(config)
+  assert not data.train.has_parsing and data.train.image_size == (128, 64)
   mesh = sharding.make_mesh()
-  engine = train.build_engine(config, mesh, networks.load_pretrained_features(config))
+  engine = train.build(config, mesh, data)
   state = engine.create()
-  batches = pipeline.eval_batches(train_source, batch_size=2, transform=transform)
+  batches = pipeline.eval_batches(data.train, batch_size=2, transform=data.transform)
   for _ in range(2):
     batch, _ = next(batches)
-    state, metrics = engine.step(state, sharding.to_global_arrays(train._host_batch(batch), mesh))
+    state, metrics = engine.step(state, sharding.to_global_arrays(train._host_batch(batch, engine.batch_keys), mesh))
     assert all(np.isfinite(float(v)) for v in jax.device_get(metrics).values())
   assert int(state.step) == 2 and int(state.nonfinite_step) == -1
-  assert int(state.pool_pb.num_stored) == int(state.pool_pp.num_stored) == 3
-  assert state.pool_pb.images.shape == (3, 128, 64, 21) and state.pool_pp.images.shape == (3, 128, 64, 6)
-  generated = engine.generate(state.generator, sharding.to_global_arrays(train._host_batch(batch), mesh))
+  pool_pb, pool_pp = state.aux["pool_pb"], state.aux["pool_pp"]
+  assert int(pool_pb.num_stored) == int(pool_pp.num_stored) == 3
+  assert pool_pb.images.shape == (3, 128, 64, 21) and pool_pp.images.shape == (3, 128, 64, 6)
+  generated = engine.generate(state.nets, sharding.to_global_arrays(train._host_batch(batch, engine.batch_keys),
+                                                                    mesh))["image"]
   assert generated.shape == (2, 128, 64, 3) and bool(jnp.all(jnp.abs(generated) <= 1))
 
 
 def test_fine_tuning_from_official_patn_files(tiny_data_dir, tmp_path):
   config = _market_like_config(tiny_data_dir)
   mesh = sharding.make_mesh()
-  engine = train.build_engine(config, mesh, networks.load_pretrained_features(config))
+  engine = train.build(config, mesh, train.open_data(config))
   fresh = jax.device_get(engine.create())
   rng = np.random.default_rng(0)
-  official = {name: jax.tree.map(lambda x: rng.normal(size=np.shape(x)).astype(np.float32), getattr(fresh, name))
+  official = {name: jax.tree.map(lambda x: rng.normal(size=np.shape(x)).astype(np.float32), fresh.nets[name])
               for name in ("generator", "discriminator_pb", "discriminator_pp")}
-  g_sd = convert.patn_generator_state_dict(official["generator"], engine.nets.generator)
-  torch_checkpoint.save_state_dict({f"module.{k}": v for k, v in g_sd.items()}, str(tmp_path / "latest_net_netG.pth"),
+  g_sd = patn.to_torch(official["generator"], engine.system.generator)
+  torch_writer.save_state_dict({f"module.{k}": v for k, v in g_sd.items()}, str(tmp_path / "latest_net_netG.pth"),
                                    legacy_format=True)
   for name, suffix in (("discriminator_pb", "PB"), ("discriminator_pp", "PP")):
-    d_sd = convert.discriminator_state_dict(official[name], getattr(engine.nets, name))
-    torch_checkpoint.save_state_dict(d_sd, str(tmp_path / f"latest_net_netD_{suffix}.pth"))
+    d_sd = discriminator_lib.to_torch(official[name], engine.system.discriminators[name[-2:]])
+    torch_writer.save_state_dict(d_sd, str(tmp_path / f"latest_net_netD_{suffix}.pth"))
   config = _market_like_config(tiny_data_dir, init_from=str(tmp_path / "latest_net_netG.pth"))
   mngr = checkpoints.manager(str(tmp_path / "run"), 2)
-  state, origin = train.initial_state(config, mngr, engine.create, engine.abstract_state, engine.state_shardings,
-                                      iterator=None)
+  state, origin = train.initial_state(config, mngr, engine, iterator=None)
   assert "fine-tuning" in origin and "latest_net_netD_PP.pth" in origin
   for name, expected in official.items():
-    jax.tree.map(np.testing.assert_array_equal, jax.device_get(getattr(state, name)), expected)
-  assert set(state.generator) == {"params", "batch_stats"}
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.nets[name]), expected)
+  assert set(state.nets["generator"]) == {"params", "batch_stats"}

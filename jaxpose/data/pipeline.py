@@ -11,12 +11,14 @@ Per example (see `PairTransform`):
   source_parsing, target_parsing float32 (H, W, K) one-hot of the merged label set
   source_keypoints, target_keypoints int32 (18, 2)
   pair_index                     int32
+plus whatever a system's host-side `extra` function adds (e.g. Deformable
+GAN's part warps), computed per pair in the loader's workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import grain.python as grain
 import numpy as np
@@ -36,6 +38,9 @@ class PairTransform(grain.MapTransform):
     parsing_labels: label set stored in the dataset ("lip" or "adgan8").
     parsing_merge: label set the model consumes ("adgan8" for ADGAN, "spt10").
     has_parsing: False for datasets without parsing maps (one-hot of zeros then).
+    extra: optional host-side function (the transformed example -> dict of
+      extra numpy inputs), merged into the example; picklable, as Grain
+      workers receive the transform.
   """
   image_size: tuple[int, int]
   heatmap_sigma: float = 6.0
@@ -43,6 +48,7 @@ class PairTransform(grain.MapTransform):
   parsing_labels: str = "lip"
   parsing_merge: str = "adgan8"
   has_parsing: bool = True
+  extra: Callable[[dict], dict] | None = None
 
   def map(self, example: dict) -> dict:
     height, width = self.image_size
@@ -65,15 +71,29 @@ class PairTransform(grain.MapTransform):
       else:
         out[f"{side}_parsing"] = np.zeros((height, width, num), np.float32)
     out["pair_index"] = np.int32(example["pair_index"])
+    if self.extra is not None:
+      out.update(self.extra(out))
     return out
+
+  def example_shapes(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """{key: (shape, dtype)} of one transformed example, derived by running the
+    transform on a blank pair (keypoints all missing)."""
+    height, width = self.image_size
+    blank = {"pair_index": 0}
+    for side in ("source", "target"):
+      blank[f"{side}_image"] = np.zeros((height, width, 3), np.uint8)
+      blank[f"{side}_keypoints"] = np.full((18, 2), -1, np.int32)
+      blank[f"{side}_parsing"] = np.zeros((height, width), np.uint8)
+      blank[f"{side}_name"] = "blank"
+    return {k: (np.shape(v), np.asarray(v).dtype) for k, v in self.map(blank).items()}
 
 
 def transform_for(source, *, heatmap_sigma: float = 6.0, heatmap_mode: str = "gaussian",
-                  parsing_merge: str = "adgan8") -> PairTransform:
+                  parsing_merge: str = "adgan8", extra: Callable[[dict], dict] | None = None) -> PairTransform:
   """The `PairTransform` matching a `PairSource`'s image size and label set."""
   return PairTransform(image_size=tuple(source.image_size), heatmap_sigma=heatmap_sigma,
                        heatmap_mode=heatmap_mode, parsing_labels=source.parsing_labels,
-                       parsing_merge=parsing_merge, has_parsing=source.has_parsing)
+                       parsing_merge=parsing_merge, has_parsing=source.has_parsing, extra=extra)
 
 
 def train_loader(source, *, per_process_batch_size: int, seed: int, transform: PairTransform,

@@ -43,6 +43,8 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
+from jaxpose.io import state_dict as sd_lib
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_SIZE = 299
@@ -301,30 +303,23 @@ def inception_outputs(model: InceptionV3, variables: Mapping[str, Any], images, 
 # Weights
 
 
-class InceptionWeightsError(ValueError):
+class InceptionWeightsError(sd_lib.StateDictMismatchError):
   """A state_dict that does not match the Inception-v3 layout (lists every problem)."""
 
 
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
 _IGNORED_PREFIXES = ("AuxLogits.",)
 
-# Flax leaf -> (torch suffix, collection, transpose-from-torch)
+# Flax leaf -> (torch suffix, collection, layout kind of jaxpose.io.state_dict)
 _LEAF_MAP = {
-    ("conv", "kernel"): ("conv.weight", "params", (2, 3, 1, 0)),
-    ("bn", "scale"): ("bn.weight", "params", None),
-    ("bn", "bias"): ("bn.bias", "params", None),
-    ("bn", "mean"): ("bn.running_mean", "batch_stats", None),
-    ("bn", "var"): ("bn.running_var", "batch_stats", None),
-    ("fc", "kernel"): ("fc.weight", "params", (1, 0)),
-    ("fc", "bias"): ("fc.bias", "params", None),
+    ("conv", "kernel"): ("conv.weight", "params", "conv"),
+    ("bn", "scale"): ("bn.weight", "params", "vector"),
+    ("bn", "bias"): ("bn.bias", "params", "vector"),
+    ("bn", "mean"): ("bn.running_mean", "batch_stats", "vector"),
+    ("bn", "var"): ("bn.running_var", "batch_stats", "vector"),
+    ("fc", "kernel"): ("fc.weight", "params", "linear"),
+    ("fc", "bias"): ("fc.bias", "params", "vector"),
 }
-
-
-def _torch_key(path: tuple[str, ...]) -> tuple[str, tuple[int, ...] | None]:
-  """Flax path within a collection -> (torch key, transpose applied to the torch array)."""
-  suffix, _, perm = _LEAF_MAP[path[-2:]]
-  prefix = ".".join(path[:-2])
-  return (f"{prefix}.{suffix}" if prefix else suffix), perm
 
 
 @functools.lru_cache(maxsize=8)
@@ -337,6 +332,26 @@ def variable_shapes(model: InceptionV3) -> dict:
   return jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
 
 
+def _table(variables: Mapping[str, Any]) -> list[sd_lib.Entry]:
+  """torchvision Inception-v3 keys <-> the leaves of `variables` (arrays or ShapeDtypeStructs)."""
+  table = []
+  for collection in ("params", "batch_stats"):
+    for path in flax.traverse_util.flatten_dict(flax.core.unfreeze(variables[collection])):
+      suffix, _, kind = _LEAF_MAP[path[-2:]]
+      prefix = ".".join(path[:-2])
+      table.append(sd_lib.Entry(f"{prefix}.{suffix}" if prefix else suffix, collection, path, kind))
+  return table
+
+
+def _abstract(model: InceptionV3) -> dict:
+  shapes = variable_shapes(model)
+  return {c: flax.core.unfreeze(shapes[c]) for c in ("params", "batch_stats")}
+
+
+def _ignored(key: str) -> str | None:
+  return "ignore" if key.endswith(_IGNORED_SUFFIXES) or key.startswith(_IGNORED_PREFIXES) else None
+
+
 def from_torch_state_dict(state_dict: Mapping[str, Any], model: InceptionV3) -> dict:
   """torchvision-named Inception-v3 state_dict -> {'params', 'batch_stats'} for `model`.
 
@@ -345,60 +360,24 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], model: InceptionV3) -> 
   `AuxLogits.*` and `num_batches_tracked` are ignored; any other missing,
   unexpected or mis-shaped entry raises, all listed together.
   """
-  if state_dict and all(k.startswith("module.") for k in state_dict):
-    state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
-  shapes = variable_shapes(model)
-  problems, used, out = [], set(), {}
-  for collection in ("params", "batch_stats"):
-    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(shapes[collection]))
-    filled = {}
-    for path, spec in flat.items():
-      key, perm = _torch_key(path)
-      if key not in state_dict:
-        problems.append(f"missing {key}")
-        continue
-      used.add(key)
-      value = np.asarray(state_dict[key], np.float32)
-      if perm is not None and value.ndim == len(perm):
-        value = value.transpose(perm)
-      if value.shape != tuple(spec.shape):
-        problems.append(f"{key}: shape {np.shape(state_dict[key])} does not give {tuple(spec.shape)}")
-        continue
-      filled[path] = value
-    out[collection] = flax.traverse_util.unflatten_dict(filled)
-  extra = [k for k in state_dict if k not in used and not k.endswith(_IGNORED_SUFFIXES)
-           and not k.startswith(_IGNORED_PREFIXES)]
-  problems += [f"unexpected {k} {tuple(np.shape(state_dict[k]))}" for k in sorted(extra)]
-  if problems:
-    raise InceptionWeightsError(
-        f"state_dict does not match Inception-v3 ({model.variant}, width_divisor {model.width_divisor}):\n  "
-        + "\n  ".join(problems[:40]) + (f"\n  ... {len(problems) - 40} more" if len(problems) > 40 else ""))
-  return out
+  abstract = _abstract(model)
+  return sd_lib.state_dict_to_variables(
+      state_dict, _table(abstract), abstract, known_unused=_ignored, error=InceptionWeightsError,
+      source=f"Inception-v3 state_dict ({model.variant}, width_divisor {model.width_divisor})")
 
 
 def torch_state_dict_shapes(model: InceptionV3) -> dict[str, tuple[int, ...]]:
   """{torchvision key: PyTorch shape} of every tensor `from_torch_state_dict` needs for `model`."""
-  shapes = variable_shapes(model)
-  out = {}
-  for collection in ("params", "batch_stats"):
-    for path, spec in flax.traverse_util.flatten_dict(flax.core.unfreeze(shapes[collection])).items():
-      key, perm = _torch_key(path)
-      shape = tuple(spec.shape)
-      out[key] = tuple(shape[i] for i in np.argsort(perm)) if perm is not None else shape
-  return out
+  abstract = _abstract(model)
+  flat = {(c,) + p: v for c in abstract for p, v in flax.traverse_util.flatten_dict(abstract[c]).items()}
+  return {e.torch_key: tuple(sd_lib.TO_TORCH[e.kind](np.empty(flat[(e.collection,) + e.path].shape, np.uint8)).shape)
+          for e in _table(abstract)}
 
 
 def to_torch_state_dict(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
   """The inverse of `from_torch_state_dict`: torchvision names and layouts."""
-  out = {}
-  for collection in ("params", "batch_stats"):
-    for path, value in flax.traverse_util.flatten_dict(flax.core.unfreeze(variables[collection])).items():
-      key, perm = _torch_key(path)
-      value = np.asarray(value)
-      if perm is not None:
-        value = value.transpose(np.argsort(perm))
-      out[key] = value
-  return out
+  variables = {c: flax.core.unfreeze(variables[c]) for c in ("params", "batch_stats")}
+  return sd_lib.variables_to_state_dict(variables, _table(variables))
 
 
 def load_inception(path: str, *, width_divisor: int = 1) -> tuple[InceptionV3, dict, str]:
@@ -432,11 +411,6 @@ def default_preprocessing(model: InceptionV3, purpose: str) -> str:
   if model.variant == "torchvision":
     return "gfla"
   return "tf_is" if purpose == "is" else "pytorch_fid"
-
-
-def count_parameters(tree: Any) -> int:
-  """Number of scalars in a tree of arrays or ShapeDtypeStructs."""
-  return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
 
 
 def random_variables(model: InceptionV3, seed: int = 0) -> dict:

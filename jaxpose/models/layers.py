@@ -56,6 +56,11 @@ def normal_init(stddev: float = 0.02) -> Initializer:
   return nn.initializers.normal(stddev)
 
 
+# pix2pix/CycleGAN's `init_weights(net, 'normal')`, which ADGAN's and PATN's
+# generators go through: conv, transposed-conv and linear weights N(0, 0.02).
+PIX2PIX_KERNEL_INIT = normal_init(0.02)
+
+
 def pad2d(x: Array, padding: int, mode: str) -> Array:
   """Pads H and W of an NHWC array by `padding` on every side.
 
@@ -348,6 +353,27 @@ class BatchNorm(nn.Module):
     return ((xf - mean) * lax.rsqrt(var + self.eps) * scale + bias).astype(x.dtype)
 
 
+def normalize(x: Array, norm: str, train: bool = False, name: str | None = None,
+              adain_params: tuple[Array, Array] | None = None) -> Array:
+  """The one norm switch: 'instance' | 'adain' | 'batch' | 'none'.
+
+  Call inside a `@nn.compact` method: 'batch' creates the named PyTorch-style
+  `BatchNorm` submodule there (train: batch statistics; else running ones);
+  'adain' needs `adain_params` = (gamma, beta), each (B, C).
+  """
+  if norm == "instance":
+    return instance_norm(x)
+  if norm == "adain":
+    if adain_params is None:
+      raise ValueError("norm 'adain' needs adain_params")
+    return adaptive_instance_norm(x, *adain_params)
+  if norm == "batch":
+    return BatchNorm(name=name)(x, train)
+  if norm == "none":
+    return x
+  raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
 class ResBlock(nn.Module):
   """Residual block: pad-conv3x3-norm-ReLU-[dropout]-pad-conv3x3-norm, + x.
 
@@ -389,12 +415,7 @@ class ResBlock(nn.Module):
     for i in range(2):
       y = ReflectConv(channels, 3, 1, 1, self.pad_mode, use_bias, self.kernel_init, self.dtype,
                       name=f"conv_{i}")(y)
-      if self.norm == "instance":
-        y = instance_norm(y)
-      elif self.norm == "adain":
-        y = adaptive_instance_norm(y, *adain_params[i])
-      elif self.norm == "batch":
-        y = BatchNorm(name=f"norm_{i}")(y, train)
+      y = normalize(y, self.norm, train, f"norm_{i}", adain_params[i] if adain_params else None)
       if i == 0:
         y = nn.relu(y)
         if self.dropout_rate > 0:

@@ -10,7 +10,7 @@ on the image stream alone (w = width = 64, n = n_downsampling = 2):
   n_blocks x PATBlock: (image, pose) -> (image', concat(pose logits, image'))
   image features --UpStream--> image (B,H,W,3) in (-1, 1)
 
-Official names, for the mapping in jaxpose/convert.py: `stream1_down` =
+Official names, for the mapping at the end of this file: `stream1_down` =
 `image_stream`, `stream2_down` = `pose_stream`, `att` = `blocks`,
 `stream1_up` = `decoder`; in a block, `conv_block_stream1` = the image path
 (`image_conv_*`), `conv_block_stream2` = the pose path (`pose_conv_*`). The
@@ -29,15 +29,21 @@ exactly 1, a difference that only matters for the first few updates.)
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Callable, Mapping
+
+from absl import logging
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxpose.io import state_dict as sd_lib
+from jaxpose.models import discriminator
 from jaxpose.models import layers
 
-_KERNEL_INIT = layers.normal_init(0.02)
+_KERNEL_INIT = layers.PIX2PIX_KERNEL_INIT
 NORMS = ("instance", "batch")
 
 
@@ -45,12 +51,6 @@ def _check_norm(norm: str) -> None:
   if norm not in NORMS:
     raise ValueError(f"PATN norm must be one of {NORMS}, got {norm!r}")
 
-
-def _normalize(x: jax.Array, norm: str, train: bool, name: str) -> jax.Array:
-  """Instance norm (no variables) or a named PyTorch BatchNorm submodule (call inside @compact)."""
-  if norm == "instance":
-    return layers.instance_norm(x)
-  return layers.BatchNorm(name=name)(x, train)
 
 
 class DownStream(nn.Module):
@@ -79,11 +79,11 @@ class DownStream(nn.Module):
     _check_norm(self.norm)
     use_bias = self.norm == "instance"
     x = layers.ReflectConv(self.width, 7, 1, 3, "reflect", use_bias, _KERNEL_INIT, self.dtype, name="stem")(x)
-    x = nn.relu(_normalize(x, self.norm, train, "stem_norm"))
+    x = nn.relu(layers.normalize(x, self.norm, train, "stem_norm"))
     for i in range(self.n_downsampling):
       x = layers.ReflectConv(self.width * 2 ** (i + 1), 3, 2, 1, "zero", use_bias, _KERNEL_INIT, self.dtype,
                              name=f"downsample_{i}")(x)
-      x = nn.relu(_normalize(x, self.norm, train, f"downsample_norm_{i}"))
+      x = nn.relu(layers.normalize(x, self.norm, train, f"downsample_norm_{i}"))
     return x
 
 
@@ -128,13 +128,13 @@ class PATBlock(nn.Module):
     use_bias = self.norm == "instance"
     y = layers.ReflectConv(x.shape[-1], 3, 1, 1, "reflect", use_bias, _KERNEL_INIT, self.dtype,
                            name=f"{prefix}_conv_0")(x)
-    y = nn.relu(_normalize(y, self.norm, train, f"{prefix}_norm_0"))
+    y = nn.relu(layers.normalize(y, self.norm, train, f"{prefix}_norm_0"))
     if self.dropout_rate > 0:
       y = nn.Dropout(self.dropout_rate, deterministic=not train, name=f"{prefix}_dropout")(y)
     y = layers.ReflectConv(out_features, 3, 1, 1, "reflect", use_bias, _KERNEL_INIT, self.dtype,
                            name=f"{prefix}_conv_1")(y)
     if norm_last:
-      y = _normalize(y, self.norm, train, f"{prefix}_norm_1")
+      y = layers.normalize(y, self.norm, train, f"{prefix}_norm_1")
     return y
 
   @nn.compact
@@ -180,7 +180,7 @@ class UpStream(nn.Module):
     for i in range(self.n_upsampling):
       channels //= 2
       x = layers.ConvTranspose(channels, 3, 2, 1, 1, use_bias, _KERNEL_INIT, self.dtype, name=f"upsample_{i}")(x)
-      x = nn.relu(_normalize(x, self.norm, train, f"upsample_norm_{i}"))
+      x = nn.relu(layers.normalize(x, self.norm, train, f"upsample_norm_{i}"))
     x = layers.ReflectConv(self.image_channels, 7, 1, 3, "reflect", True, _KERNEL_INIT, self.dtype,
                            name="output_conv")(x)
     return jnp.tanh(x.astype(jnp.float32))
@@ -240,3 +240,169 @@ class PATNGenerator(nn.Module):
     for j in range(self.n_blocks):
       image, pose = PATBlock(self.norm, self.dropout_rate, self.dtype, name=f"block_{j}")(image, pose, train)
     return UpStream(self.n_downsampling, self.image_channels, self.norm, self.dtype, name="decoder")(image, train)
+
+
+# ----------------------------------------------------------------------------
+# Official PyTorch weights (read with jaxpose.io.state_dict's one mapping helper)
+
+
+def _patn_norm_prefixes(model: PATNGenerator) -> list[tuple[str, tuple[str, ...]]]:
+  """(official key prefix, Flax path) of every normalisation layer, in the official order."""
+  n_down, (first, second) = model.n_downsampling, discriminator.block_conv_indices(model.dropout_rate > 0)
+  out = []
+  for stream, name in (("stream1_down", "image_stream"), ("stream2_down", "pose_stream")):
+    out.append((f"model.{stream}.2", (name, "stem_norm")))
+    out += [(f"model.{stream}.{5 + 3 * i}", (name, f"downsample_norm_{i}")) for i in range(n_down)]
+  for j in range(model.n_blocks):
+    block = f"model.att.{j}"
+    out += [(f"{block}.conv_block_stream1.{first + 1}", (f"block_{j}", "image_norm_0")),
+            (f"{block}.conv_block_stream1.{second + 1}", (f"block_{j}", "image_norm_1")),
+            (f"{block}.conv_block_stream2.{first + 1}", (f"block_{j}", "pose_norm_0"))]
+  out += [(f"model.stream1_up.{3 * i + 1}", ("decoder", f"upsample_norm_{i}")) for i in range(n_down)]
+  return out
+
+
+def torch_table(model: PATNGenerator) -> list[sd_lib.Entry]:
+  """Official `PATNModel` keys (patn_G_state_dict.tsv) <-> jaxpose.models.patn variables, in the official order.
+
+  With batch norm the convs lose their biases (except the output conv) and
+  every norm layer brings weight, bias, running_mean, running_var.
+  """
+  batch = model.norm == "batch"
+  bias = not batch
+  n_down, (first, second) = model.n_downsampling, discriminator.block_conv_indices(model.dropout_rate > 0)
+  t: list[sd_lib.Entry] = []
+
+  def norm(prefix: str, path: tuple[str, ...]) -> None:
+    if batch:
+      t.extend(sd_lib.batch_norm(prefix, path))
+
+  for stream, name in (("stream1_down", "image_stream"), ("stream2_down", "pose_stream")):
+    t += sd_lib.conv(f"model.{stream}.1", "params", (name, "stem"), bias)
+    norm(f"model.{stream}.2", (name, "stem_norm"))
+    for i in range(n_down):
+      t += sd_lib.conv(f"model.{stream}.{4 + 3 * i}", "params", (name, f"downsample_{i}"), bias)
+      norm(f"model.{stream}.{5 + 3 * i}", (name, f"downsample_norm_{i}"))
+  for j in range(model.n_blocks):
+    block = f"model.att.{j}"
+    for stream, path in (("conv_block_stream1", "image"), ("conv_block_stream2", "pose")):
+      t += sd_lib.conv(f"{block}.{stream}.{first}", "params", (f"block_{j}", f"{path}_conv_0"), bias)
+      norm(f"{block}.{stream}.{first + 1}", (f"block_{j}", f"{path}_norm_0"))
+      t += sd_lib.conv(f"{block}.{stream}.{second}", "params", (f"block_{j}", f"{path}_conv_1"), bias)
+      if path == "image":  # the pose path ends with the attention logits: no norm
+        norm(f"{block}.{stream}.{second + 1}", (f"block_{j}", f"{path}_norm_1"))
+  for i in range(n_down):
+    t += [sd_lib.Entry(f"model.stream1_up.{3 * i}.weight", "params", ("decoder", f"upsample_{i}", "kernel"),
+                "conv_transpose")]
+    if bias:
+      t += [sd_lib.Entry(f"model.stream1_up.{3 * i}.bias", "params", ("decoder", f"upsample_{i}", "bias"), "vector")]
+    norm(f"model.stream1_up.{3 * i + 1}", ("decoder", f"upsample_norm_{i}"))
+  t += sd_lib.conv(f"model.stream1_up.{3 * n_down + 1}", "params", ("decoder", "output_conv"))
+  return t
+
+
+def _torch_known_unused(model: PATNGenerator) -> Callable[[str], str | None]:
+  norms = {prefix for prefix, _ in _patn_norm_prefixes(model)}
+
+  def verdict(key: str) -> str | None:
+    prefix, _, leaf = key.rpartition(".")
+    if prefix not in norms:
+      return None
+    if leaf == "num_batches_tracked":
+      return "ignore"
+    if model.norm == "instance" and leaf in ("running_mean", "running_var"):
+      return "ignore"  # PyTorch 0.3's InstanceNorm buffers: written, never read (see from_torch).
+    return None
+  return verdict
+
+
+def abstract_variables(model: PATNGenerator, height: int = 32, width: int = 32) -> dict:
+  """Shapes of the generator's variables, without allocating them."""
+  return sd_lib.abstract_variables(model, jnp.zeros((1, height, width, model.image_channels)),
+                             jnp.zeros((1, height, width, model.pose_channels)),
+                             jnp.zeros((1, height, width, model.pose_channels)))
+
+
+def from_torch(state_dict: Mapping[str, Any], model: PATNGenerator,
+                             *, source: str = "PATN generator state_dict") -> dict:
+  """Official netG state_dict -> {'params'[, 'batch_stats']} for `model` (numpy float32 leaves).
+
+  Instance-norm checkpoints saved by PyTorch 0.3 (the released DeepFashion
+  model among them) carry a `running_mean` / `running_var` for every
+  InstanceNorm2d: 0.3 registered them although `InstanceNorm2d(affine=False)`
+  normalises with each image's own statistics and never reads them, and
+  PyTorch >= 0.4 refuses to load them (PATN issue #12, fixed upstream by
+  tool/rm_insnorm_running_vars.py). They are accepted and ignored here, with one
+  log line; so is BatchNorm's `num_batches_tracked`.
+  """
+  verdict = _torch_known_unused(model)
+  legacy = [k for k in sd_lib.strip_module_prefix(state_dict) if verdict(k) == "ignore" and "running_" in k]
+  variables = sd_lib.state_dict_to_variables(state_dict, torch_table(model), abstract_variables(model),
+                                      source=source, known_unused=verdict)
+  if legacy:
+    layers = len({k.rpartition(".")[0] for k in legacy})
+    logging.info("%s: ignored the running_mean/running_var of %d InstanceNorm layers (%d buffers), which "
+                 "PyTorch 0.3 saved but instance norm never reads (PATN issue #12)", source, layers, len(legacy))
+  return variables
+
+
+def to_torch(variables: Mapping[str, Any], model: PATNGenerator | None = None, *,
+                              instance_norm_buffers: bool = False) -> dict[str, np.ndarray]:
+  """Flax generator variables -> official netG state_dict (PyTorch layouts, float32 numpy).
+
+  instance_norm_buffers=True also writes the PyTorch 0.3 InstanceNorm
+  `running_mean` (zeros) / `running_var` (ones) keys, as old checkpoints have
+  them; BatchNorm's `num_batches_tracked` is not written.
+  """
+  if model is None:
+    model = PATNGenerator(**hparams_from_variables(variables))
+  collections = ("params", "batch_stats") if model.norm == "batch" else ("params",)
+  state_dict = sd_lib.variables_to_state_dict({k: variables[k] for k in collections}, torch_table(model))
+  if instance_norm_buffers and model.norm == "instance":
+    # Each norm follows the conv at the index before it; keep the official key order.
+    after_conv = {}
+    for prefix, _ in _patn_norm_prefixes(model):
+      head, _, index = prefix.rpartition(".")
+      after_conv[f"{head}.{int(index) - 1}.bias"] = prefix
+    ordered = {}
+    for key, value in state_dict.items():
+      ordered[key] = value
+      if key in after_conv:
+        ordered[f"{after_conv[key]}.running_mean"] = np.zeros(value.shape, np.float32)
+        ordered[f"{after_conv[key]}.running_var"] = np.ones(value.shape, np.float32)
+    state_dict = ordered
+  return state_dict
+
+
+def hparams_from_torch(state_dict: Mapping[str, Any], source: str = "PATN generator state_dict"
+                                 ) -> dict[str, Any]:
+  """PATNGenerator constructor kwargs read off the tensor shapes of an official netG state_dict."""
+  sd = sd_lib.strip_module_prefix(state_dict)
+  image_stem = sd_lib.shape_of(sd, "model.stream1_down.1.weight", source)
+  pose_stem = sd_lib.shape_of(sd, "model.stream2_down.1.weight", source)
+  n_down = 0
+  while f"model.stream1_down.{4 + 3 * n_down}.weight" in sd:
+    n_down += 1
+  blocks = re.compile(r"model\.att\.(\d+)\.")
+  n_blocks = len({m.group(1) for k in sd if (m := blocks.match(k))})
+  # [Pad, Conv, Norm, ReLU, Dropout, Pad, Conv, ...]: the second conv is module 6 with dropout, 5 without
+  # (then module 6 is the norm, whose BatchNorm weight is 1-D).
+  dropout = len(np.shape(sd.get("model.att.0.conv_block_stream1.6.weight", ()))) == 4
+  return dict(image_channels=image_stem[1], pose_channels=pose_stem[1] // 2, width=image_stem[0],
+              n_downsampling=n_down, n_blocks=n_blocks,
+              norm="batch" if "model.stream1_down.2.weight" in sd else "instance",
+              dropout_rate=0.5 if dropout else 0.0)
+
+
+def hparams_from_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+  """PATNGenerator constructor kwargs read off our own variables' shapes (dropout: the official 0.5)."""
+  p = variables["params"]
+  image_stem = np.shape(p["image_stream"]["stem"]["kernel"])
+  # Count the convs only: with batch norm the stream also holds `downsample_norm_{i}`.
+  return dict(image_channels=image_stem[2], pose_channels=np.shape(p["pose_stream"]["stem"]["kernel"])[2] // 2,
+              width=image_stem[3],
+              n_downsampling=sum(1 for k in p["image_stream"] if re.fullmatch(r"downsample_\d+", k)),
+              n_blocks=sum(1 for k in p if k.startswith("block_")),
+              norm="batch" if "batch_stats" in variables else "instance")
+
+

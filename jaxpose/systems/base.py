@@ -1,0 +1,152 @@
+"""The `System` base class and the training state every system shares.
+
+The contract is written once, in `jaxpose/systems/__init__.py`; this module
+holds its defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from jaxpose import optim
+from jaxpose.data import pipeline
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run needs to continue exactly where it stopped.
+
+  Attributes:
+    step: int32, number of completed updates.
+    rng: the run's base PRNG key; step s uses fold_in(rng, s).
+    nets: {network name: Flax variables} of the trained networks ('params',
+      and e.g. 'batch_stats' or ADGAN's frozen style-encoder VGG 'frozen').
+    opt: {network name: optax state}.
+    frozen: {name: Flax variables} of frozen feature networks used by the
+      losses (VGGs, later a pose detector); None where a system has none.
+    aux: {name: pytree} system-owned extras (PATN's image pools); None leaves
+      for absent ones.
+    nonfinite_step: -1, or the first step whose losses were NaN/Inf; from then
+      on updates are skipped, so the state stays the last good one.
+  """
+  step: jax.Array
+  rng: jax.Array
+  nets: dict
+  opt: dict
+  frozen: dict
+  aux: dict
+  nonfinite_step: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+  """Frozen feature networks a system uses, as loaded by `jaxpose.pretrained`.
+
+  Attributes:
+    variables: {name: variables (numpy)} passed into `System.init` (traced as
+      arguments, never baked into the compiled program as constants).
+    archs: {name: architecture string} the modules are built with ('vgg19', ...).
+    descriptions: one log line per network: which weights, from where.
+  """
+  variables: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  archs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  descriptions: tuple[str, ...] = ()
+
+
+def compute_dtype(config) -> Any:
+  """config.compute_dtype: 'float32' or 'bfloat16' (parameters and optimizer states stay float32)."""
+  if config.compute_dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"config.compute_dtype must be 'float32' or 'bfloat16', got {config.compute_dtype!r}")
+  return jnp.dtype(config.compute_dtype)
+
+
+class System:
+  """One published method. See the package docstring for the contract."""
+
+  name: ClassVar[str] = ""
+  networks: ClassVar[tuple[str, ...]] = ()
+  generation_networks: ClassVar[tuple[str, ...]] = ("generator",)
+  batches_per_step: ClassVar[int] = 1
+  official_files: ClassVar[Mapping[str, tuple[str, str]]] = {}
+
+  def __init__(self, config: ml_collections.ConfigDict, pretrained: Pretrained):
+    self.config = config
+    self.pretrained = pretrained
+
+  # ---------------------------------------------------------------- config and data
+
+  @classmethod
+  def batch_keys(cls, config) -> tuple[str, ...]:
+    raise NotImplementedError
+
+  @classmethod
+  def check(cls, config, source) -> None:
+    """Raises ValueError naming the config field when `source` cannot feed this system."""
+
+  @classmethod
+  def host_inputs(cls, config) -> Callable[[dict], dict] | None:
+    """Extra per-pair inputs computed on the host (a picklable callable), or None."""
+    return None
+
+  @classmethod
+  def transform(cls, config, source) -> pipeline.PairTransform:
+    """The per-pair transform for this system and dataset."""
+    return pipeline.transform_for(source, heatmap_sigma=config.data.heatmap_sigma,
+                                  heatmap_mode=config.data.heatmap_mode,
+                                  parsing_merge=config.data.parsing_merge, extra=cls.host_inputs(config))
+
+  # ---------------------------------------------------------------- weights
+
+  @classmethod
+  def load_pretrained(cls, config) -> Pretrained:
+    return Pretrained()
+
+  @classmethod
+  def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
+    return {}
+
+  @classmethod
+  def read_official(cls, config, path: str, networks: tuple[str, ...]) -> tuple[dict, str]:
+    """Official files -> ({network: variables}, origin) for the `networks` asked for.
+
+    `path` is the release's generator file; the other networks' files are
+    found beside it by `official_files`' suffixes (a missing one is skipped
+    with a warning: several releases hold the generator alone).
+    """
+    raise ValueError(f"{cls.name} has no official checkpoint format; use one of our run directories")
+
+  @classmethod
+  def from_variables(cls, config, nets: Mapping[str, Any]) -> "System":
+    """A system whose `generate` applies `nets` (by default: built from the config)."""
+    return cls(config, cls.load_pretrained(config))
+
+  # ---------------------------------------------------------------- built
+
+  def optimizer(self, network: str) -> optax.GradientTransformation:
+    """The optimizer of `network` (Adam on the config's schedule unless a system says otherwise)."""
+    del network
+    return optim.adam(self.config.optim)
+
+  def init(self, rng: jax.Array, example: dict, frozen: Mapping[str, Any]) -> tuple[dict, dict, dict, dict]:
+    """-> (nets, opt, aux, frozen) of a fresh `TrainState`; `example` is a batch of one."""
+    raise NotImplementedError
+
+  def train_step(self, state: TrainState, batch: Any, rng: jax.Array) -> tuple[TrainState, dict]:
+    raise NotImplementedError
+
+  def generate(self, nets: Mapping[str, Any], batch: dict) -> dict:
+    raise NotImplementedError
+
+  def loss_panels(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return ()
+
+  def generation_pictures(self, generator, source, transform, out_dir: str) -> dict:
+    """Extra --mode=generate pictures; `generator` is a `jaxpose.generate.Generator`. -> {name: path}."""
+    return {}
