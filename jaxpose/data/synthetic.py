@@ -740,21 +740,39 @@ def _ellipse_sdf(py, px, centre, radius_x: float, radius_y: float, angle: float)
   return k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
 
 
+_POLYGON_VECTORISED = 32768
+"""Up to this many pixels x edges `_polygon_sdf` takes all edges at once: small shapes with many
+edges (anime hair, faces) are faster so, large ones edge by edge (the same numbers either way)."""
+
+
 def _polygon_sdf(py, px, vertices: np.ndarray, rounding: float = 0.0) -> np.ndarray:
   """Any simple polygon ((n, 2) (x, y) vertices), its edges offset outwards by `rounding`."""
-  distance2 = None
-  inside = np.zeros(np.broadcast_shapes(py.shape, px.shape), bool)
-  for i in range(len(vertices)):
-    ax, ay = vertices[i - 1]
-    bx, by = vertices[i]
+  shape = np.broadcast_shapes(py.shape, px.shape)
+  if shape[0] * shape[1] * len(vertices) <= _POLYGON_VECTORISED:
+    vertices = np.asarray(vertices, np.float64)
+    (ax, ay), (bx, by) = np.roll(vertices, 1, axis=0).T, vertices.T  # edge i: vertex i - 1 to i
     dx, dy = bx - ax, by - ay
-    rx, ry = px - ax, py - ay
+    rx, ry = px[..., None] - ax, py[..., None] - ay
     t = np.clip((rx * dx + ry * dy) / (dx * dx + dy * dy + 1e-12), 0.0, 1.0)
-    d2 = (rx - t * dx) ** 2 + (ry - t * dy) ** 2
-    distance2 = d2 if distance2 is None else np.minimum(distance2, d2)
-    if ay != by:  # even-odd rule on a ray towards +x
-      crosses = (ay > py) != (by > py)
-      inside ^= crosses & (px < ax + (py - ay) * dx / dy)
+    distance2 = ((rx - t * dx) ** 2 + (ry - t * dy) ** 2).min(axis=-1)
+    slanted = ay != by  # even-odd rule on a ray towards +x; horizontal edges cross no ray
+    crosses = (((ay > py[..., None]) != (by > py[..., None])) & slanted &
+               (px[..., None] < ax + (py[..., None] - ay) * dx / np.where(slanted, dy, 1.0)))
+    inside = np.count_nonzero(crosses, axis=-1) % 2 == 1
+  else:
+    distance2 = None
+    inside = np.zeros(shape, bool)
+    for i in range(len(vertices)):
+      ax, ay = vertices[i - 1]
+      bx, by = vertices[i]
+      dx, dy = bx - ax, by - ay
+      rx, ry = px - ax, py - ay
+      t = np.clip((rx * dx + ry * dy) / (dx * dx + dy * dy + 1e-12), 0.0, 1.0)
+      d2 = (rx - t * dx) ** 2 + (ry - t * dy) ** 2
+      distance2 = d2 if distance2 is None else np.minimum(distance2, d2)
+      if ay != by:  # even-odd rule on a ray towards +x
+        crosses = (ay > py) != (by > py)
+        inside ^= crosses & (px < ax + (py - ay) * dx / dy)
   distance = np.sqrt(distance2)
   return np.where(inside, -distance, distance) - rounding
 
@@ -1315,8 +1333,8 @@ class _AnimePainter(_Painter):
     body, s = self.skeleton.body, self.scale
     p = _ANIME_PROPORTIONS
     waist = math.hypot(0.062 * body.cos, 0.046 * body.sin)
-    hips = math.hypot(0.08 * body.cos, 0.052 * body.sin)
     if self.identity.lower_kind == "skirt":
+      hips = math.hypot(0.08 * body.cos, 0.052 * body.sin)
       # A pleated skirt: the hem spans both legs plus a flare, so a stride widens it.
       hem_y = p.hip_y + self.identity.lower_length * (p.thigh + p.shin)
       leg_xs = [_x_at_y(self.skeleton.legs[side].joints, hem_y) for side, _ in _SIDES]
@@ -1332,6 +1350,7 @@ class _AnimePainter(_Painter):
                                           shade=0.03 * s)]))
     else:
       # The seat of the pants, without an outline so that it merges with the pant legs.
+      hips = math.hypot(0.07 * body.cos, 0.05 * body.sin)
       outline = [(-waist, _ANIME_WAIST_Y), (waist, _ANIME_WAIST_Y), (hips, p.hip_y + 0.01),
                  (0.35 * hips, p.hip_y + 0.06), (-0.35 * hips, p.hip_y + 0.06), (-hips, p.hip_y + 0.01)]
       self.layers.append((-0.6, [_polygon(self.px(np.array(outline)), 0.008 * s, self.lower_color, LIP["pants"],
@@ -1512,8 +1531,9 @@ class _AnimePainter(_Painter):
         knot = _ellipse(root, 0.17 * rx, 0.2 * rx, 0.0, tie, LIP["hair"], _OWNER_HEAD)
         self.layers.append((0.03 * depth, [tail, knot]))
     elif style == "ponytail":
+      # Tied high at the back, swinging out to the person's left, so it shows beside the neck.
       root, depth = turned(0.0, -0.55, -0.95)
-      chain = [root] + [turned(0.0, v, z)[0] for v, z in ((-0.2, -1.35), (1.2, -1.5), (2.6, -1.3))]
+      chain = [root] + [turned(x, v, z)[0] for x, v, z in ((0.3, -0.2, -1.3), (0.9, 1.2, -1.3), (1.2, 2.6, -1.0))]
       radii = (0.3, 0.46, 0.42, 0.12)
       tail = _capsules([(chain[i], chain[i + 1], radii[i] * rx, radii[i + 1] * rx) for i in range(3)], hair,
                        LIP["hair"], _OWNER_HEAD, shade=0.03 * s)
