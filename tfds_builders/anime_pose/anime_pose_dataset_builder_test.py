@@ -34,7 +34,7 @@ class AnimePoseTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("anime_tfds")
-  for config in ("256x176", "256x176_self_pairs", "128x88_adgan8"):
+  for config in ("256x176", "256x176_self_pairs", "128x88_adgan8", "64x44"):
     builder_testing.build(builder_lib.Builder, config, DUMMY, path)
   return str(path)
 
@@ -101,6 +101,16 @@ def test_pairs_split_rule_and_bad_inputs(data_dir):
   small = pair_source("anime_pose/128x88_adgan8", "test", data_dir)
   assert small.image_size == (128, 88) and small.parsing_labels == "adgan8" and len(small) == 2
   assert int(small.images[0]["parsing"].max()) < 8
+  # 64x44 (the synthetic configs' size): the same images, their keypoints a quarter of 256x176's.
+  smallest = pair_source("anime_pose/64x44", "train", data_dir)
+  assert smallest.image_size == (64, 44) and builder_testing.image_names(smallest) == builder_testing.image_names(train)
+  assert sorted(map(tuple, smallest.pairs.tolist())) == expected
+  for i in range(len(train.images)):
+    large, quarter = train.images[i]["keypoints"], smallest.images[i]["keypoints"]
+    np.testing.assert_array_equal(kp.is_present(large), kp.is_present(quarter))
+    present = kp.is_present(large)
+    assert np.abs(quarter[present] * 4 - large[present]).max() <= 6  # two letterboxes' rounding and padding
+    assert int(smallest.images[i]["parsing"].max()) > 8  # LIP labels, not the 8 merged ones
 
 
 def test_holdout_without_test_characters_and_layout_errors(tmp_path, monkeypatch):
