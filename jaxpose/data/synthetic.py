@@ -1369,6 +1369,9 @@ class _AnimePainter(_Painter):
   # Head ------------------------------------------------------------------------------------
 
   def _head(self):
+    # Neck, hair behind the head, the cranium in hair colour, the face (cheeks and a narrow chin),
+    # its details and eyes, the fringe and side locks over them; then what hangs down the back.
+    # Face features sit on a sphere turned by the head's yaw, like the face keypoints.
     identity, skeleton, s = self.identity, self.skeleton, self.scale
     hair = np.array(identity.hair_color, np.float32)
     centre = self.px(skeleton.head_centre)
@@ -1394,6 +1397,7 @@ class _AnimePainter(_Painter):
     cranium_rx, cranium_ry = 1.04 * rx, 0.98 * ry
     chin = at(0.0, 0.6 * ry)
     collar = self.neck + (chin - self.neck) * 0.25
+    # The neck lies in the chin's shadow.
     parts = [_capsules([(chin, collar, 0.016 * s, 0.018 * s)], self.skin * _SHADOW_TINT, LIP["face"], head)]
     behind = -skeleton.face_direction_x
     if style in ("bob", "long"):  # the hair mass behind the head, down to the chin
@@ -1421,7 +1425,7 @@ class _AnimePainter(_Painter):
         point, faces_camera = skeleton.face_points[name]
         if faces_camera:
           parts += self._eye(self.px(point), sign, foreshortening(sign * _ANIME_EYE_LONGITUDE), angle, rx, ry)
-      parts.append(self._bangs(surface, at, rx, ry, cranium_rx, cranium_ry))
+      parts.append(self._bangs(surface, at, ry, cranium_rx, cranium_ry))
       if style != "short":  # locks framing the face
         reach = 1.25 if style == "long" else 0.95
         for sign in (-1.0, 1.0):
@@ -1477,7 +1481,7 @@ class _AnimePainter(_Painter):
                         [iris_color * 0.5, iris_color, _mix(iris_color, (255, 255, 255), 0.4)])
     lash = np.array(_ANIME_INK, np.float32)
     lash_radius = max(0.5, 0.14 * eh)
-    inner, top, outer = at(-sign * 1.0 * ew, -0.45 * eh), at(-sign * 0.1 * ew, -1.0 * eh), at(sign * 1.2 * ew, -0.7 * eh)
+    inner, top, outer = at(-sign * ew, -0.45 * eh), at(-sign * 0.1 * ew, -eh), at(sign * 1.2 * ew, -0.7 * eh)
     return [
         _ellipse(centre, ew, eh, angle, np.array(_EYE_WHITE, np.float32), face, head, outline=False),
         _ellipse(iris_centre, 0.8 * ew, 0.88 * eh, angle, iris, face, head, outline=False),
@@ -1490,9 +1494,8 @@ class _AnimePainter(_Painter):
                   lash, face, head, outline=False),
     ]
 
-  def _bangs(self, surface, at, rx: float, ry: float, cranium_rx: float, cranium_ry: float) -> _Part:
+  def _bangs(self, surface, at, ry: float, cranium_rx: float, cranium_ry: float) -> _Part:
     """The fringe: the head above a jagged line of locks ending just above the eyes (LIP hair)."""
-    hair = np.array(self.identity.hair_color, np.float32)
     lower = [(-90, 0.32), (-76, -0.22), (-62, 0.06), (-47, -0.3), (-31, -0.02), (-15, -0.36), (-1, 0.0),
              (13, -0.32), (29, -0.03), (44, -0.3), (59, 0.05), (74, -0.22), (90, 0.32)]
     longitude, height = np.array(lower, np.float64).T
@@ -1500,8 +1503,8 @@ class _AnimePainter(_Painter):
     # The upper edge follows the cranium's outline, so no line runs across the top of the head.
     t = np.radians(np.linspace(0.0, 180.0, 13))
     top = at(cranium_rx * np.cos(t), -0.08 * ry - cranium_ry * np.sin(t))
-    return _polygon(np.concatenate([edge, top]), 0.006 * self.scale, self._hair_shine(
-        at(0.0, -0.08 * ry), self.skeleton.head_angle, cranium_rx, cranium_ry), LIP["hair"], _OWNER_HEAD,
+    shine = self._hair_shine(at(0.0, -0.08 * ry), self.skeleton.head_angle, cranium_rx, cranium_ry)
+    return _polygon(np.concatenate([edge, top]), 0.006 * self.scale, shine, LIP["hair"], _OWNER_HEAD,
                     shade=0.03 * self.scale)
 
   def _back_hair(self, at, yaw: float, rx: float, ry: float, hair: np.ndarray):
