@@ -1,6 +1,7 @@
 """The procedural people: determinism, keypoints, sides, parsing/pixel agreement, swaps, scaling."""
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from jaxpose.data import keypoints as kp
 from jaxpose.data import synthetic
 from jaxpose.data.parsing import LIP
+from jaxpose.data.parsing import LIP_LABELS
 
 H, W = 128, 88
 SEED = 21
@@ -75,6 +77,25 @@ def test_same_seed_gives_bit_identical_people_and_another_seed_differs():
   # Poses of one identity differ from each other, and identities differ from each other.
   assert not np.array_equal(first[0]["keypoints"], first[1]["keypoints"])
   assert _identity(0, 3) != _identity(1, 3)
+
+
+# SHA-256 of image, parsing and keypoints bytes of every person of generate_people(*args), taken
+# before the anime style existed: the built synthetic_people datasets and the checkpoints trained
+# on them stay valid only while the realistic style renders these very bytes.
+_REALISTIC_DIGESTS = {
+    (0, 3, 2, 64, 44): "1e972dc10ce623705cd15fc31e360513be167bf8d25ea4ea7e6c038b5698e708",
+    (21, 4, 2, 128, 88): "83524d948cd76d0c76ddbeece7efbc6bf1cb826896ab0c7f0fc3d1a9af970067",
+    (5, 2, 1, 256, 176): "c120c2c28bc33e4e88fe7c9b18c32a80490d7350c362fe723394397786cfc890",
+}
+
+
+@pytest.mark.parametrize("args", sorted(_REALISTIC_DIGESTS))
+def test_realistic_people_render_the_pinned_bytes(args):
+  digest = hashlib.sha256()
+  for person in synthetic.generate_people(*args):
+    for key in ("image", "parsing", "keypoints"):
+      digest.update(np.ascontiguousarray(person[key]).tobytes())
+  assert digest.hexdigest() == _REALISTIC_DIGESTS[args]
 
 
 def test_identity_regenerated_alone_equals_the_bulk_run():
@@ -330,3 +351,173 @@ def test_poses_vary_enough_for_pose_transfer():
   first = synthetic.render(identity, poses[0], H, W)["keypoints"]
   moved = [np.abs(synthetic.render(identity, p, H, W)["keypoints"] - first).max() for p in poses[1:11]]
   assert np.median(moved) > 10
+
+
+# ----------------------------------------------------------------------------
+# The anime style.
+
+def _anime_identity(k, seed=SEED):
+  return synthetic.sample_identity(synthetic.identity_rng(seed, k, "anime"), "anime")
+
+
+@pytest.fixture(scope="module")
+def anime_batch():
+  """60 anime characters at 128x88 (30 identities x 2 poses) and 8 at 256x176."""
+  small = list(synthetic.generate_people(SEED, 30, 2, H, W, style="anime"))
+  large = list(synthetic.generate_people(SEED, 4, 2, 256, 176, first_identity=30, style="anime"))
+  return small + large
+
+
+def _joint_labels(joint: str) -> set[int]:
+  """LIP labels a visible joint may land on: the part it names, or what covers it without hiding it.
+
+  Torso joints (neck, shoulders, hips) are never hidden, so an arm or hair over them is fine;
+  a limb joint lands on its own side's limb or on the garment over it.
+  """
+  clothes = {"upper_clothes", "coat"}
+  if joint in ("nose", "right_eye", "left_eye", "right_ear", "left_ear"):
+    names = {"face", "hair"}
+  elif joint == "neck":
+    names = {"face", "hair"} | clothes
+  else:
+    side, part = joint.split("_", 1)
+    names = {
+        "shoulder": clothes | {"right_arm", "left_arm", "hair"},
+        "elbow": clothes | {f"{side}_arm"},
+        "wrist": clothes | {f"{side}_arm"},
+        "hip": clothes | {"pants", "skirt", f"{side}_leg", "right_arm", "left_arm", "hair"},
+        "knee": {"coat", "pants", "skirt", "socks", f"{side}_leg"},
+        "ankle": {"pants", "skirt", "socks", f"{side}_leg", f"{side}_shoe"},
+    }[part]
+  return {LIP[name] for name in names}
+
+
+def test_anime_keypoints_land_on_the_body_part_they_name(anime_batch):
+  checked = 0
+  for person in anime_batch:
+    height, width = person["parsing"].shape
+    keypoints = kp.validate(person["keypoints"], height, width)
+    for index in np.flatnonzero(kp.is_present(keypoints)):
+      name = kp.KEYPOINT_NAMES[index]
+      y, x = keypoints[index]
+      label = person["parsing"][y, x]
+      assert label in _joint_labels(name), f"{person['name']}: {name} at {(y, x)} is on {LIP_LABELS[label]}"
+      checked += 1
+  assert checked > 900
+  # Left and right as in the realistic style: facing the camera, the left wrist is on the image right.
+  front = synthetic.render(_anime_identity(0), _front_pose(), 256, 176)["keypoints"]
+  assert front[kp.KEYPOINT_INDEX["left_wrist"], 1] > front[kp.KEYPOINT_INDEX["right_wrist"], 1]
+  assert kp.is_present(front).all()
+
+
+def test_anime_parsing_covers_exactly_the_painted_character(anime_batch):
+  kinds = set()
+  for person in anime_batch:
+    background = _anime_identity(person["identity"]).background_color
+    painted = np.any(person["image"] != np.array(background, np.uint8), axis=-1)
+    labelled = person["parsing"] > 0
+    assert not (labelled & ~painted).any(), person["name"]
+    # Only anti-aliased edge pixels, less than half covered, stay background next to the character.
+    assert not (painted & ~_dilated(labelled)).any(), person["name"]
+    kinds |= set(np.unique(person["parsing"]).tolist())
+  expected = {LIP[n] for n in ("background", "hair", "face", "upper_clothes", "coat", "left_arm", "right_arm",
+                               "pants", "skirt", "socks", "left_leg", "right_leg", "left_shoe", "right_shoe")}
+  assert kinds == expected
+
+
+def test_anime_colours_are_flat_tones(anime_batch):
+  tint = np.array([0.8, 0.73, 0.86], np.float32)
+  lit_share, shadow_share = [], []
+  for person in anime_batch[-8:]:  # 256x176
+    identity = _anime_identity(person["identity"])
+    image = person["image"].astype(np.int32)
+    # Skin: the limbs and the face (where the eyes, mouth and blush are not).
+    skin = _eroded(np.isin(person["parsing"], [LIP["left_leg"], LIP["right_leg"], LIP["left_arm"],
+                                               LIP["right_arm"], LIP["face"]]))
+    lit = np.array(identity.skin_color)
+    shadow = np.round(lit.astype(np.float32) * tint)
+    pixels = image[skin]
+    lit_share.append(np.mean(np.abs(pixels - lit).max(-1) <= 1))
+    shadow_share.append(np.mean(np.abs(pixels - shadow).max(-1) <= 1))
+    # Hair and the upper garment are flat: their most common colour is exactly the identity's.
+    for labels, color in (([LIP["hair"]], identity.hair_color),
+                          (synthetic.UPPER_CLOTHES_LABELS, identity.upper_color)):
+      colours, counts = np.unique(image[np.isin(person["parsing"], labels)], axis=0, return_counts=True)
+      assert tuple(colours[counts.argmax()]) == color, (person["name"], labels)
+  # Two flat tones make up most of the skin; the rest are the ink rims of thin limbs, the eyes,
+  # blush and mouth, and 1-pixel transitions.
+  lit_share, shadow_share = np.array(lit_share), np.array(shadow_share)
+  assert np.all(lit_share > 0.4) and np.all(shadow_share > 0.005), (lit_share, shadow_share)
+  assert np.mean(shadow_share) > 0.03 and np.mean(lit_share + shadow_share) > 0.55, (lit_share, shadow_share)
+
+
+def test_cel_shader_paints_flat_lit_and_shadow_tones_inside_an_ink_rim():
+  # One disc of radius 20 at the centre of a 48x48 canvas, read along its diagonal from the
+  # upper left (towards the light) to the lower right.
+  base = np.array([200.0, 120.0, 60.0], np.float32)
+  disc = synthetic._ellipse(np.array([24.0, 24.0]), 20.0, 20.0, 0.0, base, LIP["hair"], 0, shade=6.0)
+  image, labels, _ = synthetic._paint([disc], np.zeros(3, np.float32), 48, 48, synthetic._cel_shader(1.5))
+  diagonal = np.round(image[np.arange(48), np.arange(48)])
+  inside = np.flatnonzero(labels[np.arange(48), np.arange(48)] > 0)
+  lit = np.round(base)
+  shadow = np.round(base * np.array([0.8, 0.73, 0.86], np.float32))
+  tone = [("lit" if (c == lit).all() else "shadow" if (c == shadow).all() else "other") for c in diagonal[inside]]
+  # Ink at both ends, then lit, one step into shadow towards the lower right; nothing else but a
+  # pixel of transition at each boundary.
+  runs = [t for i, t in enumerate(tone) if i == 0 or t != tone[i - 1]]
+  assert runs[1:-1] == ["lit", "other", "shadow"] or runs[1:-1] == ["lit", "shadow"], runs
+  assert tone.count("lit") > 12 and tone.count("shadow") >= 3 and tone.count("other") <= 6
+  for end in (diagonal[inside[0]], diagonal[inside[-1]]):
+    assert end.sum() < 0.5 * lit.sum()  # the rim is dark ink
+
+
+def test_anime_proportions_are_not_the_realistic_ones():
+  index = kp.KEYPOINT_INDEX
+  shares = {}
+  for style in synthetic.STYLES:
+    for k in range(3):
+      identity = synthetic.sample_identity(synthetic.identity_rng(SEED, k, style), style)
+      person = synthetic.render(identity, _front_pose(), 256, 176)
+      points = person["keypoints"]
+      top = np.flatnonzero((person["parsing"] > 0).any(axis=1))[0]
+      ankle = points[index["right_ankle"], 0]
+      legs = (ankle - points[index["right_hip"], 0]) / (ankle - top)
+      eyes = ((points[index["left_eye"], 1] - points[index["right_eye"], 1]) /
+              (points[index["left_shoulder"], 1] - points[index["right_shoulder"], 1]))
+      shares.setdefault(style, []).append((legs, eyes))
+  realistic, anime = np.array(shares["realistic"]), np.array(shares["anime"])
+  assert anime[:, 0].min() > realistic[:, 0].max() + 0.02  # longer legs
+  assert anime[:, 1].min() > 1.6 * realistic[:, 1].max()  # a larger head: eyes wide apart for the shoulders
+
+
+def test_anime_style_plumbing_determinism_and_swaps():
+  first = list(synthetic.generate_people(4, 2, 2, H, W, style="anime"))
+  again = list(synthetic.generate_people(4, 2, 2, H, W, style="anime"))
+  assert [p["name"] for p in first] == ["anime_id00000_pose00", "anime_id00000_pose01",
+                                        "anime_id00001_pose00", "anime_id00001_pose01"]
+  for a, b in zip(first, again):
+    for key in ("image", "parsing", "keypoints"):
+      np.testing.assert_array_equal(a[key], b[key])
+  anime, realistic = _anime_identity(0), _identity(0)
+  assert anime.style == "anime" and realistic.style == "realistic" and realistic.eye_color is None
+  assert anime.hair_style in synthetic.ANIME_HAIR_STYLES and anime.upper_kind in synthetic.ANIME_UPPER_KINDS
+  assert synthetic.anime_hair_name(anime) in synthetic.ANIME_HAIR_COLORS
+  with pytest.raises(ValueError, match="unknown style"):
+    synthetic.sample_identity(synthetic.identity_rng(0, 0), "manga")
+  with pytest.raises(ValueError, match="within a style"):
+    synthetic.swap_component(anime, realistic, "hair")
+  # Within the style a swap moves the component: the hair colour and nothing else's.
+  donor = next(_anime_identity(k) for k in range(1, 40)
+               if _color_distance(_anime_identity(k).hair_color, anime.hair_color) > 60)
+  swapped = synthetic.swap_component(anime, donor, "hair")
+  before, after = (synthetic.render(i, _front_pose(), H, W) for i in (anime, swapped))
+  hair = _eroded(before["parsing"] == LIP["hair"]) & _eroded(after["parsing"] == LIP["hair"])
+  assert hair.sum() > 20
+  colours, counts = np.unique(after["image"][hair], axis=0, return_counts=True)
+  assert tuple(colours[counts.argmax()]) == donor.hair_color
+  np.testing.assert_allclose(_region_mean(after, synthetic.UPPER_CLOTHES_LABELS),
+                             _region_mean(before, synthetic.UPPER_CLOTHES_LABELS), atol=3)
+
+
+def _color_distance(a, b) -> float:
+  return float(np.linalg.norm(np.subtract(a, b, dtype=float)))

@@ -12,6 +12,15 @@ to soles), turned about the vertical axis and projected orthographically; every
 body part is a shape (tapered capsule, ellipse or rounded polygon) whose signed
 distance is evaluated on the pixel grid of its bounding box, painted far to near.
 
+Two styles (`Identity.style`): "realistic" (the default: the DeepFashion stand-in,
+painted with soft darkening rims) and "anime" (the stand-in for users' 3D-anime
+characters: cel shading with flat colours, one hard shadow band and ink outlines,
+a head a sixth of the height with large highlighted eyes, longer legs and slimmer
+limbs, saturated hair in twin tails or ponytails, sailor or blazer uniforms, knee
+socks). Both share the pose, the keypoint conventions and the LIP labels; the
+anime style only adds its own proportions (`_Proportions`), painter and shader,
+so the realistic style renders the same bytes as before it existed.
+
 Everything is deterministic: `generate_people(seed, ...)` draws identity k from
 (seed, k) and its pose j from (seed, k, j) alone, so any person can be
 regenerated without the others and a seed gives bit-identical images.
@@ -31,12 +40,17 @@ from jaxpose.data.parsing import LIP
 
 RGB = tuple[int, int, int]
 
+STYLES = ("realistic", "anime")
 TEXTURES = ("solid", "stripes", "checks", "dots")
 SLEEVE_LENGTHS = ("short", "long")
 UPPER_KINDS = ("shirt", "coat")
 LOWER_KINDS = ("pants", "shorts", "skirt")
 HAIR_STYLES = ("short", "bob", "long", "bun")
 COMPONENTS = ("upper_clothes", "lower", "hair", "shoes", "skin", "background")
+ANIME_HAIR_STYLES = ("twin_tails", "ponytail", "long", "bob", "short")
+ANIME_UPPER_KINDS = ("sailor", "blazer", "shirt")
+"""A sailor top (LIP upper_clothes: collar and ribbon included), a blazer (LIP coat) open over a
+shirt and tie (upper_clothes), or a plain shirt; the anime lower kinds are `LOWER_KINDS`."""
 
 UPPER_CLOTHES_LABELS = (LIP["upper_clothes"], LIP["coat"])
 """LIP labels an upper garment of this renderer can carry (sleeves included)."""
@@ -62,6 +76,12 @@ class Identity:
     lower_length: where shorts and skirts end, as a fraction of the hip-to-ankle length.
     shoes_color, background_color: the background is light and plain.
     build: widens shoulders and hips (1 = average); the body itself, so no component swaps it.
+    style: one of `STYLES`: how the person is drawn and proportioned; like the build, no
+      component swaps it.
+    eye_color: the iris (anime; the realistic style draws dark dots).
+    accent_color: the sailor collar's ribbon or the blazer's tie (anime), or None.
+    socks_color, socks_length: socks (LIP socks) up the leg from the ankle, `socks_length`
+      a fraction of the ankle-to-hip length (anime), or None and 0.
   """
   skin_color: RGB
   hair_color: RGB
@@ -79,15 +99,20 @@ class Identity:
   shoes_color: RGB
   background_color: RGB
   build: float
+  style: str = "realistic"
+  eye_color: RGB | None = None
+  accent_color: RGB | None = None
+  socks_color: RGB | None = None
+  socks_length: float = 0.0
 
 
 _COMPONENT_FIELDS = {
     "upper_clothes": ("upper_kind", "upper_color", "upper_second_color", "upper_texture",
-                      "upper_pattern_period", "sleeves"),
+                      "upper_pattern_period", "sleeves", "accent_color"),
     "lower": ("lower_kind", "lower_color", "lower_length"),
     "hair": ("hair_color", "hair_style", "hat_color"),
-    "shoes": ("shoes_color",),
-    "skin": ("skin_color",),
+    "shoes": ("shoes_color", "socks_color", "socks_length"),
+    "skin": ("skin_color", "eye_color"),
     "background": ("background_color",),
 }
 
@@ -189,8 +214,12 @@ def _distinct_color(rng: np.random.Generator, draw: Callable[[], np.ndarray], av
   return tuple(int(c) for c in np.clip(np.round(best), 0, 255))
 
 
-def sample_identity(rng: np.random.Generator) -> Identity:
+def sample_identity(rng: np.random.Generator, style: str = "realistic") -> Identity:
   """Draws a person's appearance, with colours kept apart so the parts are easy to tell apart."""
+  if style == "anime":
+    return _sample_anime_identity(rng)
+  if style != "realistic":
+    raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
   background = _hsv_color(rng, (0.0, 0.14), (0.84, 0.97))
   background_color = tuple(int(c) for c in np.round(background))
 
@@ -258,10 +287,110 @@ def sample_identity(rng: np.random.Generator) -> Identity:
       build=float(rng.uniform(0.88, 1.12)))
 
 
+# Anime palettes: saturated hair and eyes, pale skin, school-uniform cloth.
+ANIME_HAIR_COLORS = {
+    "pink": (246, 142, 184), "blue": (82, 136, 232), "silver": (208, 212, 228),
+    "lavender": (170, 138, 226), "mint": (110, 210, 180), "blonde": (250, 212, 104),
+    "red": (212, 56, 68), "black": (46, 44, 70), "orange": (246, 144, 60), "teal": (36, 156, 168),
+}
+"""Named hair colours of the anime style (the names let a character folder say who is who)."""
+_ANIME_EYE_COLORS = np.array([(46, 108, 222), (36, 160, 92), (204, 42, 64), (136, 68, 204),
+                              (222, 146, 30), (22, 150, 166)], np.float64)
+_ANIME_SKIN_TONES = np.array([(255, 238, 228), (253, 228, 212), (248, 218, 196), (238, 200, 172)],
+                             np.float64)
+_UNIFORM_DARK = np.array([(36, 48, 100), (30, 32, 42), (40, 86, 70), (112, 36, 52)], np.float64)
+_UNIFORM_WHITE = (248, 248, 250)
+_RIBBON_COLORS = np.array([(214, 40, 56), (244, 118, 160), (246, 196, 48), (64, 150, 230),
+                           (40, 160, 110)], np.float64)
+_BLAZER_COLORS = np.array([(40, 50, 96), (96, 64, 44), (108, 110, 124), (120, 38, 52),
+                           (200, 178, 140)], np.float64)
+_SKIRT_COLORS = np.array([(40, 52, 100), (46, 88, 70), (118, 118, 138), (132, 40, 58),
+                          (34, 34, 44), (188, 52, 64)], np.float64)
+_SOCKS_COLORS = np.array([(32, 30, 40), (38, 46, 92), (246, 246, 248)], np.float64)
+_ANIME_SHOE_COLORS = np.array([(104, 60, 40), (30, 28, 34), (246, 244, 240), (206, 52, 64)], np.float64)
+
+
+def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float = 4.0) -> RGB:
+  color = palette[rng.integers(len(palette))] + rng.normal(0, jitter, 3)
+  return tuple(int(c) for c in np.clip(np.round(color), 0, 255))
+
+
+def _sample_anime_identity(rng: np.random.Generator) -> Identity:
+  """Draws an anime character: saturated hair, large coloured eyes, a school uniform or a shirt."""
+  skin_color = _pick(rng, _ANIME_SKIN_TONES, 2.0)
+  hair_name = str(rng.choice(list(ANIME_HAIR_COLORS)))
+  hair_color = _pick(rng, np.array([ANIME_HAIR_COLORS[hair_name]], np.float64), 5.0)
+  hair_style = str(rng.choice(ANIME_HAIR_STYLES, p=[0.24, 0.2, 0.24, 0.16, 0.16]))
+  eye_color = _pick(rng, _ANIME_EYE_COLORS, 6.0)
+
+  upper_kind = str(rng.choice(ANIME_UPPER_KINDS, p=[0.45, 0.3, 0.25]))
+  upper_texture, upper_pattern_period = "solid", 0.04
+  if upper_kind == "sailor":
+    winter = rng.random() < 0.4
+    collar = _pick(rng, _UNIFORM_DARK)
+    upper_color = collar if winter else _UNIFORM_WHITE
+    upper_second_color = collar
+    accent_color = _pick(rng, _RIBBON_COLORS)
+    sleeves = "long" if winter else "short"
+  elif upper_kind == "blazer":
+    upper_color = _pick(rng, _BLAZER_COLORS)
+    upper_second_color = _UNIFORM_WHITE if rng.random() < 0.7 else (214, 228, 248)
+    accent_color = _distinct_color(rng, lambda: _RIBBON_COLORS[rng.integers(len(_RIBBON_COLORS))],
+                                   [upper_color], 80.0)
+    sleeves = "long"
+  else:
+    upper_color = _distinct_color(rng, lambda: _hsv_color(rng, (0.45, 0.85), (0.6, 0.95)),
+                                  [skin_color, hair_color], 70.0)
+    upper_second_color = _UNIFORM_WHITE
+    accent_color = None
+    upper_texture = "stripes" if rng.random() < 0.35 else "solid"
+    upper_pattern_period = float(rng.uniform(0.03, 0.045))
+    sleeves = "short"
+
+  lower_kind = str(rng.choice(LOWER_KINDS, p=[0.2, 0.15, 0.65]))
+  if lower_kind == "skirt":
+    lower_color = _distinct_color(rng, lambda: _SKIRT_COLORS[rng.integers(len(_SKIRT_COLORS))],
+                                  [upper_color], 40.0)
+    lower_length = float(rng.uniform(0.24, 0.42))
+  elif lower_kind == "shorts":
+    lower_color = _pick(rng, np.array([(62, 92, 150), (40, 42, 52), (196, 176, 132)], np.float64))
+    lower_length = float(rng.uniform(0.2, 0.3))
+  else:
+    lower_color = _pick(rng, np.array([(34, 36, 48), (40, 52, 96), (180, 160, 120)], np.float64))
+    lower_length = 1.0
+
+  socks_color, socks_length = None, 0.0
+  if lower_kind != "pants" and rng.random() < 0.75:
+    socks_color = _pick(rng, _SOCKS_COLORS, 2.0)
+    # Knee socks or thigh-highs, always ending a little below the hem.
+    socks_length = float(rng.uniform(0.4, 0.48) if rng.random() < 0.6 else rng.uniform(0.6, 0.7))
+    socks_length = min(socks_length, 0.9 - lower_length)
+  shoes_color = _pick(rng, _ANIME_SHOE_COLORS, 3.0)
+
+  background = _distinct_color(rng, lambda: _hsv_color(rng, (0.06, 0.22), (0.93, 1.0)),
+                               [upper_color, hair_color, skin_color, lower_color], 45.0)
+  return Identity(
+      skin_color=skin_color, hair_color=hair_color, hair_style=hair_style, hat_color=None,
+      upper_kind=upper_kind, upper_color=upper_color, upper_second_color=upper_second_color,
+      upper_texture=upper_texture, upper_pattern_period=upper_pattern_period, sleeves=sleeves,
+      lower_kind=lower_kind, lower_color=lower_color, lower_length=lower_length,
+      shoes_color=shoes_color, background_color=background, build=float(rng.uniform(0.94, 1.06)),
+      style="anime", eye_color=eye_color, accent_color=accent_color, socks_color=socks_color,
+      socks_length=socks_length)
+
+
+def anime_hair_name(identity: Identity) -> str:
+  """The `ANIME_HAIR_COLORS` name nearest to the identity's hair colour."""
+  return min(ANIME_HAIR_COLORS, key=lambda name: _color_distance(ANIME_HAIR_COLORS[name], identity.hair_color))
+
+
 def swap_component(identity: Identity, donor: Identity, component: str) -> Identity:
-  """`identity` with one component (see `COMPONENTS`) taken from `donor`."""
+  """`identity` with one component (see `COMPONENTS`) taken from `donor`, both of one style."""
   if component not in _COMPONENT_FIELDS:
     raise ValueError(f"unknown component {component!r}; expected one of {COMPONENTS}")
+  if identity.style != donor.style:
+    # Each style has its own garments and hair styles: a sailor top has no realistic drawing.
+    raise ValueError(f"components swap within a style; got {identity.style!r} and {donor.style!r}")
   return dataclasses.replace(
       identity, **{name: getattr(donor, name) for name in _COMPONENT_FIELDS[component]})
 
@@ -406,6 +535,84 @@ _EYE_INK = (36, 28, 28)
 _SIDES = (("right", -1.0), ("left", 1.0))  # the person's side and its body-frame x sign
 
 
+@dataclasses.dataclass(frozen=True)
+class _Proportions:
+  """A style's skeleton in body units (see the frame above); the painter adds the flesh."""
+  head_y: float
+  head_rx: float
+  head_ry: float
+  shoulder_y: float
+  shoulder_x: float
+  hip_x: float
+  hip_y: float  # the hip joints' height: above 0 the legs are longer than half the body
+  upper_arm: float
+  forearm: float
+  thigh: float
+  shin: float
+  hand: float  # wrist to hand centre
+  foot: float  # scales the heel and toe offsets from the ankle
+  face_points: dict  # as _FACE_POINTS
+
+
+_REALISTIC_PROPORTIONS = _Proportions(
+    head_y=_HEAD_Y, head_rx=_HEAD_RX, head_ry=_HEAD_RY, shoulder_y=_SHOULDER_Y, shoulder_x=_SHOULDER_X,
+    hip_x=_HIP_X, hip_y=0.0, upper_arm=_UPPER_ARM, forearm=_FOREARM, thigh=_THIGH, shin=_SHIN, hand=0.026,
+    foot=1.0, face_points=_FACE_POINTS)
+
+# The anime body: a head about a sixth of the height (wider and rounder), a short neck and
+# torso, hips above the middle so the legs are longer than half the body, narrow shoulders.
+_ANIME_HEAD_RX, _ANIME_HEAD_RY = 0.074, 0.088
+_ANIME_EYE_LONGITUDE, _ANIME_EYE_HEIGHT = 27.0, 0.2
+
+
+def _head_surface(longitude: float, height: float, depth: float = 1.0) -> tuple[float, float, float]:
+  """Body-unit offset from the anime head's centre of the point at `longitude` degrees (+ towards
+  the person's left), `height` head half-heights below the centre and `depth` head radii out."""
+  a = math.radians(longitude)
+  r = depth * _ANIME_HEAD_RX
+  return (r * math.sin(a), height * _ANIME_HEAD_RY, r * math.cos(a))
+
+
+def _outward(longitude: float) -> tuple[float, float, float]:
+  a = math.radians(longitude)
+  return (math.sin(a), 0.0, math.cos(a))
+
+
+# Every point lies inside the painted head whatever the turn: the nose a little under the face's
+# surface (so a profile keeps it on the face), the ears inside the hair.
+_ANIME_FACE_POINTS = {
+    "nose": (_head_surface(0.0, 0.45, 0.88), (0.0, 0.0, 1.0), 0.0),
+    "right_eye": (_head_surface(-_ANIME_EYE_LONGITUDE, _ANIME_EYE_HEIGHT), _outward(-_ANIME_EYE_LONGITUDE), 0.2),
+    "left_eye": (_head_surface(_ANIME_EYE_LONGITUDE, _ANIME_EYE_HEIGHT), _outward(_ANIME_EYE_LONGITUDE), 0.2),
+    "right_ear": ((-0.86 * _ANIME_HEAD_RX, 0.12 * _ANIME_HEAD_RY, -0.1 * _ANIME_HEAD_RX), (-1.0, 0.0, -0.1), -0.5),
+    "left_ear": ((0.86 * _ANIME_HEAD_RX, 0.12 * _ANIME_HEAD_RY, -0.1 * _ANIME_HEAD_RX), (1.0, 0.0, -0.1), -0.5),
+}
+
+_ANIME_PROPORTIONS = _Proportions(
+    head_y=-0.5 + _ANIME_HEAD_RY * 0.98, head_rx=_ANIME_HEAD_RX, head_ry=_ANIME_HEAD_RY, shoulder_y=-0.292,
+    shoulder_x=0.08, hip_x=0.05, hip_y=-0.045, upper_arm=0.152, forearm=0.138, thigh=0.245, shin=0.245,
+    hand=0.018, foot=0.8, face_points=_ANIME_FACE_POINTS)
+
+_PROPORTIONS = {"realistic": _REALISTIC_PROPORTIONS, "anime": _ANIME_PROPORTIONS}
+
+# (y, front half-width, side half-depth) of the anime tops: a sailor top or shirt ends at the
+# waist over the skirt's waistband; a blazer reaches below the hips.
+_ANIME_TOP_LEVELS = ((-0.31, 0.05, 0.04), (-0.288, 0.082, 0.048), (-0.25, 0.082, 0.054),
+                     (-0.2, 0.067, 0.05), (-0.15, 0.06, 0.046), (-0.1, 0.066, 0.048))
+_ANIME_BLAZER_LEVELS = _ANIME_TOP_LEVELS[:-1] + ((-0.1, 0.07, 0.05), (-0.02, 0.082, 0.056),
+                                                 (0.02, 0.085, 0.058))
+_ANIME_WAIST_Y = -0.135
+_ANIME_FACE_OUTLINE = ((-85, -0.4), (-84, 0.1), (-77, 0.38), (-63, 0.6), (-44, 0.8), (-23, 0.94), (0, 1.0),
+                       (23, 0.94), (44, 0.8), (63, 0.6), (77, 0.38), (84, 0.1), (85, -0.4), (58, -0.7),
+                       (0, -0.75), (-58, -0.7))
+"""(longitude in degrees, height in head half-heights) around the face: cheeks and a narrow chin."""
+_SHORT_HAIR_SPIKES = ((150, 185, 140, 1.22), (175, 210, 172, 1.3), (200, 235, 205, 1.36),
+                      (228, 262, 240, 1.4), (255, 290, 278, 1.38), (282, 318, 312, 1.33),
+                      (310, 345, 348, 1.26), (338, 370, 378, 1.18), (0, 32, 40, 1.12))
+"""(base start, base end, tip direction in degrees from the head's +x, clockwise; tip radius in
+cranium radii) of the short style's locks."""
+
+
 def _direction(abduction: float, flexion: float, side: float) -> np.ndarray:
   """Unit vector of a limb hanging down, swung `abduction` degrees sideways and `flexion` forwards."""
   a, f = math.radians(abduction), math.radians(flexion)
@@ -460,6 +667,7 @@ class _Skeleton:
 
 
 def _skeleton(identity: Identity, pose: Pose) -> _Skeleton:
+  p = _PROPORTIONS[identity.style]
   body = _Projector(pose.yaw)
   head = _Projector(pose.yaw + pose.head_yaw)
 
@@ -469,41 +677,41 @@ def _skeleton(identity: Identity, pose: Pose) -> _Skeleton:
   arms = {}
   for side, sign in _SIDES:
     arm = getattr(pose, f"{side}_arm")
-    shoulder = np.array([sign * _SHOULDER_X * identity.build, _SHOULDER_Y + 0.004, 0.0])
+    shoulder = np.array([sign * p.shoulder_x * identity.build, p.shoulder_y + 0.004, 0.0])
     upper_direction = _direction(arm.shoulder_abduction, arm.shoulder_flexion, sign)
     fore_direction = _direction(arm.shoulder_abduction + arm.elbow_abduction,
                                 arm.shoulder_flexion + arm.elbow_flexion, sign)
-    elbow = shoulder + _UPPER_ARM * upper_direction
-    wrist = elbow + _FOREARM * fore_direction
-    hand = wrist + 0.026 * fore_direction
+    elbow = shoulder + p.upper_arm * upper_direction
+    wrist = elbow + p.forearm * fore_direction
+    hand = wrist + p.hand * fore_direction
     joints, depths = body(np.stack([shoulder, elbow, wrist]))
     arms[side] = _Limb(lean(joints), float(depths.mean()), lean(body(hand[None])[0]))
 
   legs = {}
-  hip_x = _HIP_X * (0.5 + 0.5 * identity.build)
+  hip_x = p.hip_x * (0.5 + 0.5 * identity.build)
   toe_out = math.radians(pose.toe_out)
   for side, sign in _SIDES:
     leg = getattr(pose, f"{side}_leg")
-    hip = np.array([sign * hip_x, 0.0, 0.0])
-    knee = hip + _THIGH * _direction(leg.hip_abduction, leg.hip_flexion, sign)
-    ankle = knee + _SHIN * _direction(leg.hip_abduction, leg.hip_flexion - leg.knee_flexion, sign)
+    hip = np.array([sign * hip_x, p.hip_y, 0.0])
+    knee = hip + p.thigh * _direction(leg.hip_abduction, leg.hip_flexion, sign)
+    ankle = knee + p.shin * _direction(leg.hip_abduction, leg.hip_flexion - leg.knee_flexion, sign)
     forward = np.array([sign * math.sin(toe_out), 0.0, math.cos(toe_out)])
-    heel = ankle + np.array([0.0, 0.024, 0.0]) - 0.014 * forward
-    toe = ankle + np.array([0.0, 0.03, 0.0]) + 0.055 * forward
+    heel = ankle + np.array([0.0, 0.024 * p.foot, 0.0]) - 0.014 * p.foot * forward
+    toe = ankle + np.array([0.0, 0.03 * p.foot, 0.0]) + 0.055 * p.foot * forward
     joints, depths = body(np.stack([hip, knee, ankle]))
     legs[side] = _Limb(joints, float(depths.mean()), body(np.stack([heel, toe]))[0])
 
   # The head tilts about the neck, then leans with the upper body; the face turns with the head.
-  head_centre = lean(_rotate_2d(np.array([0.0, _HEAD_Y]), pose.head_tilt, (0.0, _SHOULDER_Y)))
+  head_centre = lean(_rotate_2d(np.array([0.0, p.head_y]), pose.head_tilt, (0.0, p.shoulder_y)))
   head_angle = pose.lean + pose.head_tilt
   face_points = {}
-  for name, (offset, normal, threshold) in _FACE_POINTS.items():
+  for name, (offset, normal, threshold) in p.face_points.items():
     offset_xy, _ = head(np.array(offset))
     normal = np.array(normal) / np.linalg.norm(normal)
     face_points[name] = (head_centre + _rotate_2d(offset_xy, head_angle),
                          head.facing(normal) > threshold)
   return _Skeleton(
-      body=body, neck=lean(body(np.array([0.0, _SHOULDER_Y, 0.0]))[0]), arms=arms, legs=legs,
+      body=body, neck=lean(body(np.array([0.0, p.shoulder_y, 0.0]))[0]), arms=arms, legs=legs,
       head_centre=head_centre, head_angle=head_angle, face_points=face_points,
       face_facing=head.facing(np.array([0.0, 0.0, 1.0])), face_direction_x=head.sin)
 
@@ -532,21 +740,39 @@ def _ellipse_sdf(py, px, centre, radius_x: float, radius_y: float, angle: float)
   return k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
 
 
+_POLYGON_VECTORISED = 32768
+"""Up to this many pixels x edges `_polygon_sdf` takes all edges at once: small shapes with many
+edges (anime hair, faces) are faster so, large ones edge by edge (the same numbers either way)."""
+
+
 def _polygon_sdf(py, px, vertices: np.ndarray, rounding: float = 0.0) -> np.ndarray:
   """Any simple polygon ((n, 2) (x, y) vertices), its edges offset outwards by `rounding`."""
-  distance2 = None
-  inside = np.zeros(np.broadcast_shapes(py.shape, px.shape), bool)
-  for i in range(len(vertices)):
-    ax, ay = vertices[i - 1]
-    bx, by = vertices[i]
+  shape = np.broadcast_shapes(py.shape, px.shape)
+  if shape[0] * shape[1] * len(vertices) <= _POLYGON_VECTORISED:
+    vertices = np.asarray(vertices, np.float64)
+    (ax, ay), (bx, by) = np.roll(vertices, 1, axis=0).T, vertices.T  # edge i: vertex i - 1 to i
     dx, dy = bx - ax, by - ay
-    rx, ry = px - ax, py - ay
+    rx, ry = px[..., None] - ax, py[..., None] - ay
     t = np.clip((rx * dx + ry * dy) / (dx * dx + dy * dy + 1e-12), 0.0, 1.0)
-    d2 = (rx - t * dx) ** 2 + (ry - t * dy) ** 2
-    distance2 = d2 if distance2 is None else np.minimum(distance2, d2)
-    if ay != by:  # even-odd rule on a ray towards +x
-      crosses = (ay > py) != (by > py)
-      inside ^= crosses & (px < ax + (py - ay) * dx / dy)
+    distance2 = ((rx - t * dx) ** 2 + (ry - t * dy) ** 2).min(axis=-1)
+    slanted = ay != by  # even-odd rule on a ray towards +x; horizontal edges cross no ray
+    crosses = (((ay > py[..., None]) != (by > py[..., None])) & slanted &
+               (px[..., None] < ax + (py[..., None] - ay) * dx / np.where(slanted, dy, 1.0)))
+    inside = np.count_nonzero(crosses, axis=-1) % 2 == 1
+  else:
+    distance2 = None
+    inside = np.zeros(shape, bool)
+    for i in range(len(vertices)):
+      ax, ay = vertices[i - 1]
+      bx, by = vertices[i]
+      dx, dy = bx - ax, by - ay
+      rx, ry = px - ax, py - ay
+      t = np.clip((rx * dx + ry * dy) / (dx * dx + dy * dy + 1e-12), 0.0, 1.0)
+      d2 = (rx - t * dx) ** 2 + (ry - t * dy) ** 2
+      distance2 = d2 if distance2 is None else np.minimum(distance2, d2)
+      if ay != by:  # even-odd rule on a ray towards +x
+        crosses = (ay > py) != (by > py)
+        inside ^= crosses & (px < ax + (py - ay) * dx / dy)
   distance = np.sqrt(distance2)
   return np.where(inside, -distance, distance) - rounding
 
@@ -560,6 +786,7 @@ class _Part:
   label: int  # LIP label
   owner: int  # body chain, see _OWNER_*
   outline: bool = True
+  shade: float = 0.0  # anime: depth of the hard shadow band on the side away from the light, pixels
 
 
 # Which body chain painted a pixel; a joint covered by another chain is hidden from the detector.
@@ -581,7 +808,7 @@ _JOINT_OWNERS = {
 """Chains that may paint over a joint without hiding it; the neck and torso joints are never hidden."""
 
 
-def _capsules(segments, color, label: int, owner: int, outline: bool = True) -> _Part:
+def _capsules(segments, color, label: int, owner: int, outline: bool = True, shade: float = 0.0) -> _Part:
   """Union of tapered capsules [(a, b, radius_a, radius_b), ...]: one limb with one outline."""
   def sdf(py, px):
     distance = None
@@ -592,22 +819,23 @@ def _capsules(segments, color, label: int, owner: int, outline: bool = True) -> 
   ends = np.array([p for a, b, _, _ in segments for p in (a, b)])
   r = max(max(ra, rb) for _, _, ra, rb in segments)
   low, high = ends.min(0) - r, ends.max(0) + r
-  return _Part(sdf, (low[0], low[1], high[0], high[1]), color, label, owner, outline)
+  return _Part(sdf, (low[0], low[1], high[0], high[1]), color, label, owner, outline, shade)
 
 
 def _ellipse(centre, rx: float, ry: float, angle: float, color, label: int, owner: int,
-             outline: bool = True) -> _Part:
+             outline: bool = True, shade: float = 0.0) -> _Part:
   r = max(rx, ry)
   return _Part(lambda py, px: _ellipse_sdf(py, px, centre, rx, ry, angle),
                (centre[0] - r, centre[1] - r, centre[0] + r, centre[1] + r),
-               color, label, owner, outline)
+               color, label, owner, outline, shade)
 
 
-def _polygon(vertices, rounding: float, color, label: int, owner: int, outline: bool = True) -> _Part:
+def _polygon(vertices, rounding: float, color, label: int, owner: int, outline: bool = True,
+             shade: float = 0.0) -> _Part:
   vertices = np.asarray(vertices, np.float64)
   low, high = vertices.min(0) - rounding, vertices.max(0) + rounding
   return _Part(lambda py, px: _polygon_sdf(py, px, vertices, rounding),
-               (low[0], low[1], high[0], high[1]), color, label, owner, outline)
+               (low[0], low[1], high[0], high[1]), color, label, owner, outline, shade)
 
 
 def _clipped(part: _Part, clip: _Part) -> _Part:
@@ -617,6 +845,20 @@ def _clipped(part: _Part, clip: _Part) -> _Part:
   return dataclasses.replace(
       part, sdf=lambda py, px: np.maximum(part.sdf(py, px), clip.sdf(py, px)),
       bounds=(max(x0, cx0), max(y0, cy0), min(x1, cx1), min(y1, cy1)))
+
+
+def _union(first: _Part, *others: _Part) -> _Part:
+  """One shape covering all the parts, painted as `first` (so one outline runs around them all)."""
+  parts = (first, *others)
+
+  def sdf(py, px):
+    distance = first.sdf(py, px)
+    for part in others:
+      distance = np.minimum(distance, part.sdf(py, px))
+    return distance
+  bounds = np.array([part.bounds for part in parts])
+  return dataclasses.replace(first, sdf=sdf, bounds=(bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(),
+                                                     bounds[:, 3].max()))
 
 
 def _garment_color(identity: Identity, origin: np.ndarray, scale: float):
@@ -694,13 +936,21 @@ class _Painter:
     return [part for i in order for part in self.layers[i][1]]
 
   def _torso(self):
-    # The outline is the ellipse silhouette of each level at this yaw; levels above the
-    # hips lean with the upper body.
-    body, s = self.skeleton.body, self.scale
+    levels = _COAT_LEVELS if self.identity.upper_kind == "coat" else _SHIRT_LEVELS
+    rounding = 0.022
+    outline = self._garment_outline(levels, rounding)
+    self.layers.append((0.0, [_polygon(outline, rounding * self.scale, self.upper_color, self.upper_label,
+                                       _OWNER_TORSO)]))
+
+  def _garment_outline(self, levels, rounding: float) -> np.ndarray:
+    """Pixel outline of an upper garment, `levels` (y, front half-width, side half-depth) down the body.
+
+    The outline is the ellipse silhouette of each level at this yaw, shrunk by `rounding`
+    (body units) for the polygon's rounded edge; levels above the hips lean with the upper body.
+    """
+    body = self.skeleton.body
     lean = math.radians(self.pose.lean)
     across = np.array([math.cos(lean), math.sin(lean)])
-    rounding = 0.022
-    levels = _COAT_LEVELS if self.identity.upper_kind == "coat" else _SHIRT_LEVELS
     left_side, right_side = [], []
     for i, (y, half_width, half_depth) in enumerate(levels):
       if y < 0.0:
@@ -713,9 +963,7 @@ class _Painter:
       apparent = math.hypot(half_width * body.cos, half_depth * body.sin) - rounding
       left_side.append(centre + apparent * across)
       right_side.append(centre - apparent * across)
-    outline = self.px(np.array(left_side + right_side[::-1]))
-    self.layers.append((0.0, [_polygon(outline, rounding * s, self.upper_color, self.upper_label,
-                                       _OWNER_TORSO)]))
+    return self.px(np.array(left_side + right_side[::-1]))
 
   def _legs(self):
     # Legs go under the torso whatever the view, so the shirt hem always covers the waistband;
@@ -873,9 +1121,444 @@ class _Painter:
     return points, facing
 
 
+# A shader colours one part on its bounding-box grid: (part, py, px, signed distance) -> colour,
+# RGB (3,) or (h, w, 3) float32.
+Shader = Callable[["_Part", np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+# ----------------------------------------------------------------------------
+# The anime style: the skeleton conventions above with `_ANIME_PROPORTIONS`, painted in
+# cel shading (`_cel_shader`): flat colours, one hard shadow band on the side away from a
+# light at the upper left, ink outlines; hair shine, skirt pleats and irises add a third tone.
+
+_SHADOW_TINT = np.array([0.8, 0.73, 0.86], np.float32)
+"""Shadows multiply the colour: cool and slightly violet, as cel-shaded renders do."""
+_AWAY_FROM_LIGHT = (0.55, 0.835)
+"""Unit (x, y) in the image: the light is at the upper left, shadows fall to the lower right."""
+_ANIME_INK = (44, 28, 40)
+_EYE_WHITE = (252, 252, 255)
+_MOUTH = (168, 66, 80)
+_BLUSH = (255, 120, 140)
+
+
+def _mix(a, b, t: float) -> np.ndarray:
+  """(1 - t) a + t b, as float32 RGB."""
+  return np.asarray(a, np.float32) * (1.0 - t) + np.asarray(b, np.float32) * t
+
+
+def _cel_shader(outline_width: float) -> Shader:
+  """The anime look: flat colour, a hard shadow band `part.shade` pixels deep, a dark ink rim.
+
+  A pixel is in shadow where stepping `part.shade` pixels away from the light leaves the
+  part: a crescent on the lower right of round parts, a band along the lower right edge of
+  long ones. The 1-pixel transitions are anti-aliasing, not gradients.
+  """
+  away_x, away_y = _AWAY_FROM_LIGHT
+
+  def shade(part, py, px, distance):
+    color = np.asarray(part.color(py, px) if callable(part.color) else part.color, np.float32)
+    if part.shade > 0.0:
+      shifted = part.sdf(py + part.shade * away_y, px + part.shade * away_x)
+      in_shadow = np.clip(0.5 + shifted, 0.0, 1.0)[..., None]
+      color = color * (1.0 - (1.0 - _SHADOW_TINT) * in_shadow)
+    if part.outline:
+      ink = color * 0.32 + np.asarray(_ANIME_INK, np.float32) * 0.2
+      on_line = np.clip(distance + outline_width + 0.5, 0.0, 1.0)[..., None]
+      color = color + (ink - color) * on_line
+    return color
+  return shade
+
+
+def _bands_along(centre, angle: float, half_length: float, edges: tuple[float, ...], colors):
+  """Colour by position along the head's downward axis through `centre`: t in [-1, 1] over
+  `half_length` pixels; band i lies between edges[i - 1] and edges[i] and has colors[i]."""
+  c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+  colors = np.asarray(colors, np.float32)
+
+  def color(py, px):
+    t = ((px - centre[0]) * -s + (py - centre[1]) * c) / half_length
+    t = np.broadcast_to(t, np.broadcast_shapes(py.shape, px.shape))
+    return colors[np.searchsorted(np.asarray(edges, np.float32), t)]
+  return color
+
+
+class _AnimePainter(_Painter):
+  """Builds the shapes of one anime character; every shape carries its shadow band depth."""
+
+  def __init__(self, identity: Identity, pose: Pose, skeleton: _Skeleton, height: int, width: int):
+    super().__init__(identity, pose, skeleton, height, width)
+    self.upper_label = LIP["coat"] if identity.upper_kind in ("blazer", "coat") else LIP["upper_clothes"]
+    self.front = skeleton.body.cos  # 1 shows the chest, -1 the back
+
+  def _on_torso(self, points) -> np.ndarray:
+    """Body-frame (x, y, z) points on the upper body -> pixels, turned and leaning with it."""
+    xy, _ = self.skeleton.body(np.asarray(points, np.float64))
+    return self.px(_rotate_2d(xy, self.pose.lean))
+
+  # Torso and its uniform details ---------------------------------------------------------
+
+  def _torso(self):
+    kind, s = self.identity.upper_kind, self.scale
+    levels = _ANIME_BLAZER_LEVELS if kind in ("blazer", "coat") else _ANIME_TOP_LEVELS
+    rounding = 0.014
+    outline = self._garment_outline(levels, rounding)
+    parts = [_polygon(outline, rounding * s, self.upper_color, self.upper_label, _OWNER_TORSO,
+                      shade=0.03 * s)]
+    if kind == "sailor":
+      parts += self._sailor_collar()
+    elif kind in ("blazer", "coat") and self.front > 0.2:
+      parts += self._blazer_front()
+    self.layers.append((0.0, parts))
+
+  def _sailor_collar(self) -> list[_Part]:
+    s, label = self.scale, LIP["upper_clothes"]
+    collar = np.array(self.identity.upper_second_color, np.float32)
+    stripe = np.array(_UNIFORM_WHITE if collar.mean() < 128 else (36, 48, 100), np.float32)
+    stripe_radius = 0.0032 * s
+    parts = []
+    if self.front > 0.3:
+      # A chevron over the shoulders meeting in a V on the chest, a ribbon at its tip.
+      chevron = self._on_torso([(-0.08, -0.288, 0.02), (0.0, -0.2, 0.054), (0.08, -0.288, 0.02),
+                                (0.036, -0.31, 0.038), (0.0, -0.245, 0.052), (-0.036, -0.31, 0.038)])
+      parts.append(_polygon(chevron, 0.004 * s, collar, label, _OWNER_TORSO, shade=0.012 * s))
+      line = self._on_torso([(-0.068, -0.284, 0.028), (0.0, -0.212, 0.055), (0.068, -0.284, 0.028)])
+      if stripe_radius >= 0.45:
+        parts.append(_capsules([(line[0], line[1], stripe_radius, stripe_radius),
+                                (line[1], line[2], stripe_radius, stripe_radius)],
+                               stripe, label, _OWNER_TORSO, outline=False))
+      parts += self._bow(np.array(self.identity.accent_color, np.float32), -0.208)
+    elif self.front < -0.3:
+      # Seen from behind: the square flap over the back.
+      flap = self._on_torso([(-0.074, -0.302, -0.05), (0.074, -0.302, -0.05), (0.07, -0.2, -0.054),
+                             (-0.07, -0.2, -0.054)])
+      parts.append(_polygon(flap, 0.004 * s, collar, label, _OWNER_TORSO, shade=0.012 * s))
+      inner = self._on_torso([(-0.062, -0.3, -0.05), (-0.058, -0.212, -0.054), (0.058, -0.212, -0.054),
+                              (0.062, -0.3, -0.05)])
+      if stripe_radius >= 0.45:
+        parts.append(_capsules([(a, b, stripe_radius, stripe_radius) for a, b in zip(inner[:-1], inner[1:])],
+                               stripe, label, _OWNER_TORSO, outline=False))
+    return parts
+
+  def _bow(self, color: np.ndarray, y: float) -> list[_Part]:
+    """A ribbon bow on the chest at height y: two loops, a knot and two tails (LIP upper_clothes)."""
+    s, label = self.scale, LIP["upper_clothes"]
+    z = 0.058
+    loops = [self._on_torso([(0.0, y, z), (sign * 0.034, y - 0.016, z - 0.006), (sign * 0.03, y + 0.016, z - 0.006)])
+             for sign in (-1.0, 1.0)]
+    tails = self._on_torso([(-0.004, y, z), (-0.016, y + 0.05, z), (-0.004, y + 0.044, z), (0.0, y + 0.04, z),
+                            (0.004, y + 0.044, z), (0.016, y + 0.05, z), (0.004, y, z)])
+    knot = self._on_torso([(0.0, y, z)])[0]
+    return ([_polygon(tails, 0.002 * s, color, label, _OWNER_TORSO, shade=0.006 * s)] +
+            [_polygon(loop, 0.003 * s, color, label, _OWNER_TORSO, shade=0.006 * s) for loop in loops] +
+            [_ellipse(knot, 0.008 * s, 0.008 * s, 0.0, color, label, _OWNER_TORSO)])
+
+  def _blazer_front(self) -> list[_Part]:
+    """The open V of the blazer: the shirt (LIP upper_clothes) and a tie; two buttons on the blazer."""
+    s = self.scale
+    shirt = np.array(self.identity.upper_second_color, np.float32)
+    tie = np.array(self.identity.accent_color or (200, 40, 56), np.float32)
+    opening = self._on_torso([(-0.034, -0.31, 0.04), (0.034, -0.31, 0.04), (0.0, -0.16, 0.056)])
+    tie_outline = self._on_torso([(-0.006, -0.3, 0.052), (0.006, -0.3, 0.052), (0.011, -0.205, 0.056),
+                                  (0.0, -0.188, 0.056), (-0.011, -0.205, 0.056)])
+    buttons = self._on_torso([(0.014, -0.13, 0.05), (0.014, -0.07, 0.052)])
+    dark = np.array(self.identity.upper_color, np.float32) * 0.5
+    return ([_polygon(opening, 0.003 * s, shirt, LIP["upper_clothes"], _OWNER_TORSO, shade=0.01 * s),
+             _polygon(tie_outline, 0.002 * s, tie, LIP["upper_clothes"], _OWNER_TORSO, shade=0.006 * s)] +
+            [_ellipse(b, 0.0055 * s, 0.0055 * s, 0.0, dark, self.upper_label, _OWNER_TORSO, outline=False)
+             for b in buttons])
+
+  # Limbs and lower garment ----------------------------------------------------------------
+
+  def _arms(self):
+    s, identity = self.scale, self.identity
+    cuff = np.array(identity.upper_second_color, np.float32)
+    for side, _ in _SIDES:
+      arm = self.skeleton.arms[side]
+      shoulder, elbow, wrist = self.px(arm.joints)
+      label, owner = LIP[f"{side}_arm"], _OWNER_ARM[side]
+      parts = [
+          _capsules([(shoulder, elbow, 0.019 * s, 0.015 * s), (elbow, wrist, 0.015 * s, 0.011 * s)],
+                    self.skin, label, owner, shade=0.008 * s),
+          _ellipse(self.px(arm.ends[0]), 0.014 * s, 0.015 * s, 0.0, self.skin, label, owner, shade=0.006 * s),
+      ]
+      if identity.sleeves == "long":
+        parts.append(_capsules([(shoulder, elbow, 0.024 * s, 0.021 * s), (elbow, wrist, 0.021 * s, 0.018 * s)],
+                               self.upper_color, self.upper_label, owner, shade=0.01 * s))
+        if identity.upper_kind == "sailor":  # cuffs in the collar's colour
+          parts.append(_capsules([(elbow + 0.8 * (wrist - elbow), wrist, 0.0185 * s, 0.018 * s)], cuff,
+                                 self.upper_label, owner, shade=0.008 * s))
+      else:  # a short puffed sleeve
+        parts.append(_capsules([(shoulder, shoulder + 0.42 * (elbow - shoulder), 0.027 * s, 0.025 * s)],
+                               self.upper_color, self.upper_label, owner, shade=0.012 * s))
+      self.layers.append((0.012 + arm.depth, parts))
+
+  def _legs(self):
+    identity, s = self.identity, self.scale
+    shoes = np.array(identity.shoes_color, np.float32)
+    for side, _ in _SIDES:
+      leg = self.skeleton.legs[side]
+      chain = self.px(leg.joints)
+      owner = _OWNER_LEG[side]
+      parts = []
+      if identity.lower_kind != "pants":
+        parts.append(_capsules([(chain[0], chain[1], 0.036 * s, 0.026 * s),
+                                (chain[1], chain[2], 0.026 * s, 0.016 * s)],
+                               self.skin, LIP[f"{side}_leg"], owner, shade=0.012 * s))
+        if identity.socks_color is not None:
+          up = chain[::-1]  # ankle, knee, hip
+          parts.append(_capsules(self._tapered(up, identity.socks_length, ((0.0175, 0.0275), (0.0275, 0.038))),
+                                 np.array(identity.socks_color, np.float32), LIP["socks"], owner,
+                                 shade=0.012 * s))
+      heel, toe = self.px(leg.ends)
+      parts.append(_capsules([(heel, toe, 0.02 * s, 0.017 * s)], shoes, LIP[f"{side}_shoe"], owner,
+                             shade=0.008 * s))
+      if identity.lower_kind != "skirt":
+        parts.append(_capsules(self._tapered(chain, identity.lower_length, ((0.042, 0.032), (0.032, 0.025))),
+                               self.lower_color, LIP["pants"], owner, shade=0.014 * s))
+      self.layers.append((-1.0 + leg.depth, parts))
+
+  def _tapered(self, chain: np.ndarray, fraction: float, radii) -> list:
+    """Capsule segments along the first `fraction` of the chain, radii (start, end) per segment."""
+    end_point, last = _point_along(chain, fraction)
+    segments = []
+    for i in range(last + 1):
+      end = end_point if i == last else chain[i + 1]
+      full = max(np.linalg.norm(chain[i + 1] - chain[i]), 1e-9)
+      t = min(1.0, np.linalg.norm(end - chain[i]) / full)
+      ra, rb = radii[i]
+      segments.append((chain[i], end, ra * self.scale, (ra + t * (rb - ra)) * self.scale))
+    return segments
+
+  def _lower_garment(self):
+    body, s = self.skeleton.body, self.scale
+    p = _ANIME_PROPORTIONS
+    waist = math.hypot(0.062 * body.cos, 0.046 * body.sin)
+    if self.identity.lower_kind == "skirt":
+      hips = math.hypot(0.08 * body.cos, 0.052 * body.sin)
+      # A pleated skirt: the hem spans both legs plus a flare, so a stride widens it.
+      hem_y = p.hip_y + self.identity.lower_length * (p.thigh + p.shin)
+      leg_xs = [_x_at_y(self.skeleton.legs[side].joints, hem_y) for side, _ in _SIDES]
+      flare = 0.035 + 0.05 * self.identity.lower_length
+      hem_right = max(max(leg_xs) + 0.04 + flare, hips + 0.02)
+      hem_left = min(min(leg_xs) - 0.04 - flare, -hips - 0.02)
+      outline = [(-waist, _ANIME_WAIST_Y), (waist, _ANIME_WAIST_Y), (hips + 0.008, p.hip_y + 0.005),
+                 (hem_right, hem_y), (hem_left, hem_y), (-hips - 0.008, p.hip_y + 0.005)]
+      apex = self.px(np.array([0.5 * (hem_left + hem_right), _ANIME_WAIST_Y - 0.3]))
+      spread = math.atan2(0.5 * (hem_right - hem_left), hem_y - _ANIME_WAIST_Y + 0.3)
+      self.layers.append((-0.5, [_polygon(self.px(np.array(outline)), 0.008 * s,
+                                          self._pleats(apex, spread / 5.0), LIP["skirt"], _OWNER_SKIRT,
+                                          shade=0.03 * s)]))
+    else:
+      # The seat of the pants, without an outline so that it merges with the pant legs.
+      hips = math.hypot(0.07 * body.cos, 0.05 * body.sin)
+      outline = [(-waist, _ANIME_WAIST_Y), (waist, _ANIME_WAIST_Y), (hips, p.hip_y + 0.01),
+                 (0.35 * hips, p.hip_y + 0.06), (-0.35 * hips, p.hip_y + 0.06), (-hips, p.hip_y + 0.01)]
+      self.layers.append((-0.6, [_polygon(self.px(np.array(outline)), 0.008 * s, self.lower_color, LIP["pants"],
+                                          _OWNER_PELVIS, outline=False, shade=0.03 * s)]))
+
+  def _pleats(self, apex: np.ndarray, pleat_angle: float):
+    """Skirt colour: pleats fanning out from `apex`, every pleat's far third a darker tone."""
+    base = self.lower_color
+    fold = base * 0.82
+
+    def color(py, px):
+      turns = np.arctan2(px - apex[0], py - apex[1]) / pleat_angle
+      return np.where((turns % 1.0 < 0.3)[..., None], fold, base)
+    return color
+
+  # Head ------------------------------------------------------------------------------------
+
+  def _head(self):
+    # Neck, hair behind the head, the cranium in hair colour, the face (cheeks and a narrow chin),
+    # its details and eyes, the fringe and side locks over them; then what hangs down the back.
+    # Face features sit on a sphere turned by the head's yaw, like the face keypoints.
+    identity, skeleton, s = self.identity, self.skeleton, self.scale
+    hair = np.array(identity.hair_color, np.float32)
+    centre = self.px(skeleton.head_centre)
+    angle = skeleton.head_angle
+    rx, ry = _ANIME_HEAD_RX * s, _ANIME_HEAD_RY * s
+    yaw = math.degrees(math.atan2(skeleton.face_direction_x, skeleton.face_facing))
+    facing = skeleton.face_facing
+    style = identity.hair_style
+    head, hair_label = _OWNER_HEAD, LIP["hair"]
+
+    def at(u, v):  # head-local pixel offsets (arrays allowed) -> image points
+      return centre + _rotate_2d(np.stack(np.broadcast_arrays(np.asarray(u, np.float64),
+                                                              np.asarray(v, np.float64)), -1), angle)
+
+    def surface(longitude, v, depth=1.0):  # head surface, longitude in degrees, v in half-heights
+      turned = np.radians(np.clip(np.asarray(longitude, np.float64) + yaw, -90.0, 90.0))
+      return at(depth * rx * np.sin(turned), np.asarray(v, np.float64) * ry)
+
+    def foreshortening(longitude):
+      return max(0.3, math.cos(math.radians(float(np.clip(longitude + yaw, -90.0, 90.0)))))
+
+    cranium_centre = at(0.0, -0.08 * ry)
+    cranium_rx, cranium_ry = 1.04 * rx, 0.98 * ry
+    chin = at(0.0, 0.6 * ry)
+    collar = self.neck + (chin - self.neck) * 0.25
+    # The neck lies in the chin's shadow.
+    parts = [_capsules([(chin, collar, 0.016 * s, 0.018 * s)], self.skin * _SHADOW_TINT, LIP["face"], head)]
+    behind = -skeleton.face_direction_x
+    if style in ("bob", "long"):  # the hair mass behind the head, down to the chin
+      parts.append(_ellipse(at(0.14 * behind * rx, 0.12 * ry), 1.2 * rx, 1.1 * ry, angle, hair, hair_label,
+                            head, shade=0.05 * s))
+    cranium = _ellipse(cranium_centre, cranium_rx, cranium_ry, angle,
+                       self._hair_shine(cranium_centre, angle, cranium_rx, cranium_ry), hair_label, head,
+                       shade=0.03 * s)
+    if style == "short":  # locks sticking out all over, swept to the image right
+      spikes = []
+      for start, end, tip, length in _SHORT_HAIR_SPIKES:
+        a = np.radians([start, tip, end])
+        r = np.array([0.9, length, 0.9])
+        spikes.append(at(r * cranium_rx * np.cos(a), -0.08 * ry + r * cranium_ry * np.sin(a)))
+      cranium = _union(cranium, *[_polygon(spike, 0.003 * s, hair, hair_label, head) for spike in spikes])
+    parts.append(cranium)
+
+    if facing > -0.25:
+      longitude, height = np.array(_ANIME_FACE_OUTLINE, np.float64).T
+      parts.append(_polygon(surface(longitude, height, 0.96), 0.003 * s, self.skin, LIP["face"], head,
+                            shade=0.012 * s))
+      if facing > 0.15:
+        parts += self._face_details(surface, foreshortening, angle, rx, ry)
+      for name, sign in (("right_eye", -1.0), ("left_eye", 1.0)):
+        point, faces_camera = skeleton.face_points[name]
+        if faces_camera:
+          parts += self._eye(self.px(point), sign, foreshortening(sign * _ANIME_EYE_LONGITUDE), angle, rx, ry)
+      parts.append(self._bangs(surface, at, ry, cranium_rx, cranium_ry))
+      if style != "short":  # locks framing the face
+        reach = 1.25 if style == "long" else 0.95
+        for sign in (-1.0, 1.0):
+          top, bottom = surface(sign * 84.0, -0.1), surface(sign * 88.0, reach)
+          parts.append(_capsules([(top, bottom, 0.17 * rx, 0.07 * rx)], hair, hair_label, head, shade=0.02 * s))
+    self.layers.append((0.006, parts))
+    self._back_hair(at, yaw, rx, ry, hair)
+
+  def _hair_shine(self, centre, angle: float, rx: float, ry: float):
+    """Hair colour with the anime 'angel ring': a jagged light arc on the upper left of the head."""
+    base = np.array(self.identity.hair_color, np.float32)
+    shine = _mix(base, (255, 255, 255), 0.45)
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+
+    def color(py, px):
+      dx, dy = px - centre[0], py - centre[1]
+      u, v = (dx * c + dy * s) / rx, (-dx * s + dy * c) / ry
+      radius, direction = np.hypot(u, v), np.arctan2(v, u)
+      jag = 0.035 * np.cos(direction * 26.0)
+      ring = (radius > 0.6 + jag) & (radius < 0.72) & (direction > -2.75) & (direction < -1.35)
+      return np.where(ring[..., None], shine, base)
+    return color
+
+  def _face_details(self, surface, foreshortening, angle: float, rx: float, ry: float) -> list[_Part]:
+    """Blush, a small nose and mouth (LIP face)."""
+    face, head = LIP["face"], _OWNER_HEAD
+    blush = _mix(self.skin, _BLUSH, 0.35)
+    parts = [_ellipse(surface(sign * 42.0, 0.52), 0.17 * rx * foreshortening(sign * 42.0), 0.065 * ry, angle,
+                      blush, face, head, outline=False) for sign in (-1.0, 1.0)]
+    nose = self.px(self.skeleton.face_points["nose"][0])
+    parts.append(_ellipse(nose, 0.045 * rx, 0.04 * ry, angle, self.skin * 0.78, face, head, outline=False))
+    width = 0.1 * rx * foreshortening(0.0)
+    mouth = surface(np.array([-1.0, 1.0]) * math.degrees(math.asin(min(1.0, width / rx))), 0.72)
+    parts.append(_capsules([(mouth[0], mouth[1], 0.028 * ry, 0.028 * ry)], np.array(_MOUTH, np.float32),
+                           face, head, outline=False))
+    return parts
+
+  def _eye(self, centre: np.ndarray, sign: float, foreshortening: float, angle: float, rx: float,
+           ry: float) -> list[_Part]:
+    """A large anime eye at its keypoint: white, a three-tone iris, pupil, two highlights, lashes.
+
+    `sign` is -1 for the person's right eye (the image left when facing the camera).
+    """
+    face, head = LIP["face"], _OWNER_HEAD
+    iris_color = np.array(self.identity.eye_color or _EYE_INK, np.float32)
+    ew, eh = 0.23 * rx * foreshortening, 0.27 * ry
+
+    def at(du, dv):
+      return centre + _rotate_2d(np.array([du, dv]), angle)
+
+    iris_centre = at(0.0, 0.06 * eh)
+    iris = _bands_along(iris_centre, angle, 0.88 * eh, (-0.3, 0.45),
+                        [iris_color * 0.5, iris_color, _mix(iris_color, (255, 255, 255), 0.4)])
+    lash = np.array(_ANIME_INK, np.float32)
+    lash_radius = max(0.5, 0.14 * eh)
+    inner, top, outer = at(-sign * ew, -0.45 * eh), at(-sign * 0.1 * ew, -eh), at(sign * 1.2 * ew, -0.7 * eh)
+    return [
+        _ellipse(centre, ew, eh, angle, np.array(_EYE_WHITE, np.float32), face, head, outline=False),
+        _ellipse(iris_centre, 0.8 * ew, 0.88 * eh, angle, iris, face, head, outline=False),
+        _ellipse(at(0.0, 0.12 * eh), 0.38 * ew, 0.42 * eh, angle, iris_color * 0.25, face, head, outline=False),
+        _ellipse(at(-0.3 * ew, -0.32 * eh), 0.3 * ew, 0.24 * eh, angle, np.array(_EYE_WHITE, np.float32),
+                 face, head, outline=False),
+        _ellipse(at(0.32 * ew, 0.45 * eh), 0.14 * ew, 0.11 * eh, angle, np.array(_EYE_WHITE, np.float32),
+                 face, head, outline=False),
+        _capsules([(inner, top, 0.7 * lash_radius, lash_radius), (top, outer, lash_radius, 0.8 * lash_radius)],
+                  lash, face, head, outline=False),
+    ]
+
+  def _bangs(self, surface, at, ry: float, cranium_rx: float, cranium_ry: float) -> _Part:
+    """The fringe: the head above a jagged line of locks ending just above the eyes (LIP hair)."""
+    lower = [(-90, 0.32), (-76, -0.22), (-62, 0.06), (-47, -0.3), (-31, -0.02), (-15, -0.36), (-1, 0.0),
+             (13, -0.32), (29, -0.03), (44, -0.3), (59, 0.05), (74, -0.22), (90, 0.32)]
+    longitude, height = np.array(lower, np.float64).T
+    edge = surface(longitude, height, 1.02)
+    # The upper edge follows the cranium's outline, so no line runs across the top of the head.
+    t = np.radians(np.linspace(0.0, 180.0, 13))
+    top = at(cranium_rx * np.cos(t), -0.08 * ry - cranium_ry * np.sin(t))
+    shine = self._hair_shine(at(0.0, -0.08 * ry), self.skeleton.head_angle, cranium_rx, cranium_ry)
+    return _polygon(np.concatenate([edge, top]), 0.006 * self.scale, shine, LIP["hair"], _OWNER_HEAD,
+                    shade=0.03 * self.scale)
+
+  def _back_hair(self, at, yaw: float, rx: float, ry: float, hair: np.ndarray):
+    """Long hair, twin tails or a ponytail hanging behind (or, seen from behind, over) the back."""
+    style, s = self.identity.hair_style, self.scale
+    cos, sin = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+
+    def turned(x, v, z):  # head-frame (x, v, z) in rx / ry units -> image point, and its depth
+      return at((x * cos + z * sin) * rx, v * ry), -x * sin + z * cos
+
+    tie = hair * 0.55
+    if style == "long":
+      shift = -0.3 * sin
+      drape = np.array([at((shift - 0.9) * rx, -0.3 * ry), at((shift + 0.9) * rx, -0.3 * ry),
+                        at((shift + 1.1) * rx, 3.0 * ry), at((shift - 1.1) * rx, 3.0 * ry)])
+      # Behind the torso seen from the front; seen from behind over it but under the head, so
+      # the drape's top stays hidden in the hair of the head.
+      depth = -0.05 if self.skeleton.face_facing > 0.0 else 0.003
+      self.layers.append((depth, [_polygon(drape, 0.4 * rx, hair, LIP["hair"], _OWNER_HEAD, shade=0.05 * s)]))
+    elif style == "twin_tails":
+      for sign in (-1.0, 1.0):
+        root, depth = turned(sign * 1.0, -0.45, -0.15)
+        chain = [root] + [turned(sign * x, v, -0.15)[0] for x, v in ((1.45, 0.3), (1.55, 1.6), (1.35, 3.3))]
+        radii = (0.3, 0.42, 0.36, 0.1)
+        tail = _capsules([(chain[i], chain[i + 1], radii[i] * rx, radii[i + 1] * rx) for i in range(3)], hair,
+                         LIP["hair"], _OWNER_HEAD, shade=0.03 * s)
+        knot = _ellipse(root, 0.17 * rx, 0.2 * rx, 0.0, tie, LIP["hair"], _OWNER_HEAD)
+        self.layers.append((0.03 * depth, [tail, knot]))
+    elif style == "ponytail":
+      # Tied high at the back, swinging out to the person's left, so it shows beside the neck.
+      root, depth = turned(0.0, -0.55, -0.95)
+      chain = [root] + [turned(x, v, z)[0] for x, v, z in ((0.3, -0.2, -1.3), (0.9, 1.2, -1.3), (1.2, 2.6, -1.0))]
+      radii = (0.3, 0.46, 0.42, 0.12)
+      tail = _capsules([(chain[i], chain[i + 1], radii[i] * rx, radii[i + 1] * rx) for i in range(3)], hair,
+                       LIP["hair"], _OWNER_HEAD, shade=0.03 * s)
+      knot = _ellipse(root, 0.16 * rx, 0.16 * rx, 0.0, tie, LIP["hair"], _OWNER_HEAD)
+      self.layers.append((0.03 * depth, [tail, knot]))
+
+
+def _rim_shader(outline_width: float) -> Shader:
+  """The realistic look: the part's colour, darkening smoothly towards its edge."""
+  def shade(part, py, px, distance):
+    color = part.color(py, px) if callable(part.color) else part.color
+    if part.outline:
+      # A darker rim lets same-coloured parts (a sleeve over the shirt) read as separate.
+      rim = (1.0 - 0.28 * np.clip(1.0 + distance / outline_width, 0.0, 1.0)).astype(np.float32)
+      color = np.asarray(color, np.float32) * rim[..., None]
+    return color
+  return shade
+
+
 def _paint(parts: list[_Part], background: np.ndarray, height: int, width: int,
-           outline_width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Paints parts in order with anti-aliased edges.
+           shader: Shader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Paints parts in order with anti-aliased edges, each coloured by `shader`.
 
   Returns:
     image: (H, W, 3) float32 in 0..255.
@@ -901,11 +1584,7 @@ def _paint(parts: list[_Part], background: np.ndarray, height: int, width: int,
     alpha = np.clip(0.5 - distance, 0.0, 1.0).astype(np.float32)
     if not alpha.any():
       continue
-    color = part.color(py, px) if callable(part.color) else part.color
-    if part.outline:
-      # A darker rim lets same-coloured parts (a sleeve over the shirt) read as separate.
-      shade = (1.0 - 0.28 * np.clip(1.0 + distance / outline_width, 0.0, 1.0)).astype(np.float32)
-      color = np.asarray(color, np.float32) * shade[..., None]
+    color = shader(part, py, px, distance)
     region = image[y0:y1, x0:x1]
     region += (color - region) * alpha[..., None]
     remaining = label_weight[y0:y1, x0:x1] * (1.0 - alpha)
@@ -929,9 +1608,14 @@ def render(identity: Identity, pose: Pose, height: int, width: int) -> dict:
   """
   if height < 8 or width < 8:
     raise ValueError(f"image size must be at least 8x8, got {height}x{width}")
-  painter = _Painter(identity, pose, _skeleton(identity, pose), height, width)
+  if identity.style == "anime":
+    painter = _AnimePainter(identity, pose, _skeleton(identity, pose), height, width)
+    shader = _cel_shader(max(0.7, 0.0055 * painter.scale))
+  else:
+    painter = _Painter(identity, pose, _skeleton(identity, pose), height, width)
+    shader = _rim_shader(max(0.8, 0.008 * painter.scale))
   image, labels, owners = _paint(painter.parts(), np.array(identity.background_color, np.float32),
-                                 height, width, outline_width=max(0.8, 0.008 * painter.scale))
+                                 height, width, shader)
 
   points, present = painter.keypoints()
   keypoints = np.floor(points[:, ::-1]).astype(np.int32)  # (x, y) -> (y, x) pixel indices
@@ -954,12 +1638,19 @@ def render(identity: Identity, pose: Pose, height: int, width: int) -> dict:
 # Stream tags keep identity and pose seeds apart: numpy's SeedSequence treats trailing
 # zero words as absent, so (seed, k) and (seed, k, 0) would give the same generator.
 _IDENTITY_STREAM = 0x1D
+_ANIME_IDENTITY_STREAM = 0xA21E
 _POSE_STREAM = 0x905E
 
 
-def identity_rng(seed: int, identity: int) -> np.random.Generator:
-  """The generator that draws identity `identity`'s appearance for dataset seed `seed`."""
-  return np.random.default_rng((_IDENTITY_STREAM, seed, identity))
+def identity_rng(seed: int, identity: int, style: str = "realistic") -> np.random.Generator:
+  """The generator that draws identity `identity`'s appearance for dataset seed `seed`.
+
+  Each style has its own stream, so anime character k is no re-coloured realistic person k.
+  """
+  if style not in STYLES:
+    raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
+  stream = _ANIME_IDENTITY_STREAM if style == "anime" else _IDENTITY_STREAM
+  return np.random.default_rng((stream, seed, identity))
 
 
 def pose_rng(seed: int, identity: int, pose_index: int) -> np.random.Generator:
@@ -968,21 +1659,26 @@ def pose_rng(seed: int, identity: int, pose_index: int) -> np.random.Generator:
 
 
 def generate_people(seed: int, num_identities: int, poses_per_identity: int, height: int, width: int,
-                    first_identity: int = 0) -> Iterator[dict]:
+                    first_identity: int = 0, style: str = "realistic") -> Iterator[dict]:
   """Renders identities first_identity .. first_identity + num_identities - 1, each in several poses.
 
   Identity k depends only on (seed, k) and its pose j only on (seed, k, j), so any
   identity can be regenerated alone and a seed always gives the same images.
 
+  Args:
+    style: one of `STYLES`; an anime identity k is drawn from its own stream
+      (`identity_rng`), its poses from the same streams as a realistic person's.
+
   Yields:
     Identity by identity, pose by pose: `render`'s dict plus 'identity' (int k),
-    'pose_index' (int j) and 'name' (e.g. 'synth_id00042_pose03').
+    'pose_index' (int j) and 'name' (e.g. 'synth_id00042_pose03', 'anime_id00042_pose03').
   """
   if seed < 0 or first_identity < 0:
     raise ValueError(f"seed and first_identity must be non-negative, got {seed} and {first_identity}")
+  prefix = "anime" if style == "anime" else "synth"
   for k in range(first_identity, first_identity + num_identities):
-    identity = sample_identity(identity_rng(seed, k))
+    identity = sample_identity(identity_rng(seed, k, style), style)
     for j in range(poses_per_identity):
       person = render(identity, sample_pose(pose_rng(seed, k, j)), height, width)
-      person.update(identity=k, pose_index=j, name=f"synth_id{k:05d}_pose{j:02d}")
+      person.update(identity=k, pose_index=j, name=f"{prefix}_id{k:05d}_pose{j:02d}")
       yield person

@@ -54,7 +54,7 @@ This dataset is your own: there is nothing to download. Arrange one directory as
                                          size as the image), for the configs without a suffix
       parsing_adgan8/<image stem>.npy|.png   ADGAN's 8 components instead, for *_adgan8 configs
 
-Images are resized and padded to the config's size (256x176 or 128x88) with their
+Images are resized and padded to the config's size (256x176, 128x88 or 64x44) with their
 keypoints and parsing maps. Without test_characters.txt about 10% of the characters
 (at least one) are held out for testing, chosen by a hash of their names.
 
@@ -97,6 +97,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       _config("256x176_adgan8", "256x176 with ADGAN's 8-class parsing maps.", height=256, width=176,
               parsing_labels="adgan8"),
       _config("128x88_adgan8", "128x88 with ADGAN's 8-class parsing maps.", height=128, width=88,
+              parsing_labels="adgan8"),
+      _config("64x44", "Quarter DeepFashion size (the synthetic configs' size); LIP parsing.",
+              height=64, width=44),
+      _config("64x44_adgan8", "64x44 with ADGAN's 8-class parsing maps.", height=64, width=44,
               parsing_labels="adgan8"),
       _config("256x176_self_pairs", "256x176, LIP parsing, each image also paired with itself.",
               height=256, width=176, include_self_pairs=True),

@@ -2,6 +2,7 @@
 
 dummy_data/ (README.md there lists every entry): characters alice, bob, carol
 (train) and dave (test, by test_characters.txt); train keeps 6 images, test 2.
+The synthetic anime characters (`jaxpose.data.synthetic_anime`) build here too.
 """
 
 import hashlib
@@ -34,7 +35,7 @@ class AnimePoseTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("anime_tfds")
-  for config in ("256x176", "256x176_self_pairs", "128x88_adgan8"):
+  for config in ("256x176", "256x176_self_pairs", "128x88_adgan8", "64x44"):
     builder_testing.build(builder_lib.Builder, config, DUMMY, path)
   return str(path)
 
@@ -101,6 +102,16 @@ def test_pairs_split_rule_and_bad_inputs(data_dir):
   small = pair_source("anime_pose/128x88_adgan8", "test", data_dir)
   assert small.image_size == (128, 88) and small.parsing_labels == "adgan8" and len(small) == 2
   assert int(small.images[0]["parsing"].max()) < 8
+  # 64x44 (the synthetic configs' size): the same images, their keypoints a quarter of 256x176's.
+  smallest = pair_source("anime_pose/64x44", "train", data_dir)
+  assert smallest.image_size == (64, 44) and builder_testing.image_names(smallest) == builder_testing.image_names(train)
+  assert sorted(map(tuple, smallest.pairs.tolist())) == expected
+  for i in range(len(train.images)):
+    large, quarter = train.images[i]["keypoints"], smallest.images[i]["keypoints"]
+    np.testing.assert_array_equal(kp.is_present(large), kp.is_present(quarter))
+    present = kp.is_present(large)
+    assert np.abs(quarter[present] * 4 - large[present]).max() <= 6  # two letterboxes' rounding and padding
+    assert int(smallest.images[i]["parsing"].max()) > 8  # LIP labels, not the 8 merged ones
 
 
 def test_holdout_without_test_characters_and_layout_errors(tmp_path, monkeypatch):
@@ -149,6 +160,34 @@ def test_finetune_config_reads_this_dataset_and_requires_init_from(data_dir):
   tiny = adgan_anime_finetune.get_config("tiny")
   assert tiny.data.name == "anime_pose/128x88" and tiny.data.name.split("/")[1] in [
       c.name for c in builder_lib.Builder.BUILDER_CONFIGS]
+
+def test_synthetic_anime_characters_build_into_their_splits_and_pairs(tmp_path):
+  from jaxpose.data import synthetic_anime  # pylint: disable=g-import-not-at-top
+  manual = tmp_path / "manual"
+  characters = synthetic_anime.write_anime_characters(manual, seed=0)
+  builder = builder_testing.build(builder_lib.Builder, "64x44", manual, tmp_path / "tfds")
+  expected = synthetic_anime.summary(characters)
+  assert {split: expected[split]["pictures"] for split in expected} == {"train": 11, "test": 3}
+  assert {split: expected[split]["pairs"] for split in expected} == {"train": 30, "test": 6}
+  metadata = builder.info.metadata
+  assert "test_characters.txt" in metadata["split_rule"]
+  by_name = {c.name: c for c in characters}
+  for split in ("train", "test"):
+    assert metadata["characters"][split] == sorted(expected[split]["characters"])
+    assert metadata["skipped"][split]["by_kind"] == {}
+    source = pair_source("anime_pose/64x44", split, str(tmp_path / "tfds"))
+    assert source.image_size == (64, 44) and source.parsing_labels == "lip"
+    assert len(source.images) == expected[split]["pictures"] and len(source) == expected[split]["pairs"]
+    # 256x176 -> 64x44 is an exact 4x reduction: every keypoint maps to the pixel holding its centre.
+    for i, name in enumerate(builder_testing.image_names(source)):
+      character, file_name = name.split("/")
+      written = annotations.read_annotation_csv(manual / character / "keypoints.csv",
+                                                annotations.BadInputReport("anime", split))[file_name].keypoints
+      present = kp.is_present(written)
+      record = source.images[i]
+      np.testing.assert_array_equal(record["keypoints"][present], (written[present] + 0.5) // 4)
+      assert (record["keypoints"][~present] == -1).all() and file_name in by_name[character].pictures
+
 
 if __name__ == "__main__":
   tfds.testing.test_main()
