@@ -19,6 +19,8 @@ import numpy_reference_defgan as ref
 
 HEIGHT, WIDTH = 32, 16
 
+skip = jax.jit(deformable.deformable_skip)
+
 CRAFTED = np.array([
     [1, 0, 0, 0, 1, 0, 0, 0],          # identity
     [0.5, 0, 0, 0, 0.5, 0, 0, 0],      # zoom: reads land on x.5
@@ -53,7 +55,7 @@ def test_round_half_away_from_zero():
 @pytest.mark.parametrize("factor", [1, 2, 4, 8])
 def test_deformable_skip_matches_numpy_on_a_non_square_map(factor):
   features, transforms, masks = _inputs()
-  ours = jax.jit(deformable.deformable_skip)(features[factor], transforms, masks)
+  ours = skip(features[factor], transforms, masks)
   expected = ref.affine_transform_layer(features[factor].astype(np.float64), transforms, masks)
   assert ours.shape == features[factor].shape
   np.testing.assert_array_equal(np.asarray(ours), expected.astype(np.float32))
@@ -66,10 +68,10 @@ def test_half_to_even_rounding_or_centred_mask_resize_would_be_caught():
   expected = ref.affine_transform_layer(features[2].astype(np.float64), transforms, masks)
   # Mask resized with half-pixel centres (index 2i + 1) instead of TF 1.x's floor(i * H / h) = 2i.
   shifted = np.roll(masks, -1, axis=(2, 3))
-  assert not np.array_equal(np.asarray(deformable.deformable_skip(features[2], transforms, shifted)), expected)
+  assert not np.array_equal(np.asarray(skip(features[2], transforms, shifted)), expected)
   # A translation of exactly -0.5 px at this level reads column -1 (zero) with std::round, column 0 with jnp.round.
   shift = np.tile(np.array([1, 0, -1, 0, 1, 0, 0, 0], np.float32), (2, 10, 1))
-  ours = deformable.deformable_skip(features[2], shift, np.ones_like(masks))
+  ours = skip(features[2], shift, np.ones_like(masks))
   np.testing.assert_array_equal(np.asarray(ours)[:, :, 0], 0)
 
 
@@ -82,7 +84,7 @@ def test_deformable_skip_with_real_part_transforms():
   masks = part_transforms.part_masks(target, (HEIGHT, WIDTH))[None]
   for factor in (1, 4):
     features = rng.normal(size=(1, HEIGHT // factor, WIDTH // factor, 5)).astype(np.float32)
-    np.testing.assert_array_equal(np.asarray(deformable.deformable_skip(features, transforms, masks)),
+    np.testing.assert_array_equal(np.asarray(skip(features, transforms, masks)),
                                   ref.affine_transform_layer(features.astype(np.float64), transforms, masks))
 
 
@@ -94,7 +96,7 @@ def test_gradient_flows_to_the_read_pixels():
   masks = np.zeros((1, 10, 16, 8), np.float32)
   masks[0, 0] = 1
   # = max(features, 0) (the nine other parts contribute zeros), so the gradient is the indicator of > 0.
-  grad = jax.grad(lambda f: jnp.sum(deformable.deformable_skip(f, transforms, masks)))(features)
+  grad = jax.jit(jax.grad(lambda f: jnp.sum(deformable.deformable_skip(f, transforms, masks))))(features)
   np.testing.assert_array_equal(np.asarray(grad), (features > 0).astype(np.float32))
 
 
