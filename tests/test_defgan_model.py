@@ -120,7 +120,7 @@ def test_generator_parameter_counts(dataset, warp_skip, expected):
 
 
 def test_sdgan_parameter_counts():
-  released = _generator_count(defgan.SDGANGenerator(variant="released"), (128, 64))
+  released = _generator_count(defgan.SDGANGenerator.preset("market", variant="released"), (128, 64))
   assert released == 250_024_801
   # The released extras: two up blocks to 3 channels (inputs 1536 at 16x8, 1024 at 32x16) and the two
   # fully connected layers to 3 x 128 x 64 (from 3 x 32 x 16 and 3 x 64 x 32).

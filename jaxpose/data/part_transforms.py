@@ -51,12 +51,14 @@ INSIDE. scikit-image 0.13.1, pinned by the official repository, used a
 half-open rule there, so official masks can differ on exact boundary pixels,
 which only occur for axis-aligned limbs at integer coordinates.
 
-Cost per pair (`affine_transforms` + `part_masks`, a realistic pose, numpy
-2.4 on this project's shared 2-core CPU host): about 0.4 ms + 0.4-0.6 ms =
-0.8-1.0 ms at 128x64 (Market) and 1.3-1.5 ms at 256x256 (DeepFashion), where
-the rasterised limb boxes are 4x larger (tests/test_part_transforms.py::
-test_host_cost_per_pair prints it). The ten fits share one batched SVD and
-the eight limb polygons one vectorised crossing test.
+Cost per pair (`affine_transforms` + `part_masks` of a realistic pose, numpy
+2.4, one core of this project's shared 2-core CPU host): 0.8-1.4 ms at
+128x64 (Market; about 0.4-0.6 ms each) and 1.5-2.6 ms at 256x256
+(DeepFashion, whose limb boxes are 4x larger), the range over runs on the
+loaded host, the lower end when it was quiet
+(tests/test_part_transforms.py::test_host_cost_per_pair prints it). The ten
+fits share one batched SVD and the eight limb polygons one vectorised
+crossing test.
 
 Also here: `interpolate_keypoints`, the poses along which SDGAN's "stacked"
 generator walks from the source to the target pose.

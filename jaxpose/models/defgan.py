@@ -107,6 +107,12 @@ PRESETS = {
 }
 
 
+def _preset_kwargs(dataset: str) -> dict[str, tuple[int, ...]]:
+  if dataset not in PRESETS:
+    raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {dataset!r}")
+  return {"encoder_widths": PRESETS[dataset].encoder_widths, "decoder_widths": PRESETS[dataset].decoder_widths}
+
+
 def _kernel_init(keras_init: bool):
   return nn.initializers.glorot_uniform() if keras_init else layers.torch_default_kernel_init
 
@@ -350,10 +356,7 @@ class DefGANGenerator(nn.Module):
   @classmethod
   def preset(cls, dataset: str, **kwargs) -> DefGANGenerator:
     """The official widths for 'market' (128x64) or 'deepfashion' (256x256); kwargs override."""
-    if dataset not in PRESETS:
-      raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {dataset!r}")
-    preset = PRESETS[dataset]
-    return cls(**{"encoder_widths": preset.encoder_widths, "decoder_widths": preset.decoder_widths, **kwargs})
+    return cls(**_preset_kwargs(dataset), **kwargs)
 
   @nn.compact
   def __call__(self, source_image: Array, source_pose: Array, target_pose: Array, transforms: Array | None = None,
@@ -427,6 +430,11 @@ class SDGANGenerator(nn.Module):
   warped_levels: int = WARPED_LEVELS
   dropout_rate: float = 0.5
   dtype: Any = jnp.float32
+
+  @classmethod
+  def preset(cls, dataset: str, **kwargs) -> SDGANGenerator:
+    """Deformable GAN's official widths for 'market' or 'deepfashion' (the released code ran at Market only)."""
+    return cls(**_preset_kwargs(dataset), **kwargs)
 
   @nn.compact
   def __call__(self, source_image: Array, source_pose: Array, target_pose: Array, transforms: Array,
