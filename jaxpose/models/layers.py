@@ -129,6 +129,8 @@ class ReflectConv(nn.Module):
     use_bias: whether the conv has a bias.
     kernel_init: weight initialiser of the (kh, kw, in, out) kernel.
     dtype: compute dtype.
+    bias_init: bias initialiser; None is PyTorch's default U(+-1/sqrt(fan_in))
+      (Keras models pass zeros).
 
   Shapes: (B, H, W, C_in) -> (B, (H + 2p - k) // s + 1, (W + 2p - k) // s + 1, features).
   Parameters: `kernel` (k, k, C_in, features), `bias` (features,).
@@ -141,6 +143,7 @@ class ReflectConv(nn.Module):
   use_bias: bool = True
   kernel_init: Initializer = torch_default_kernel_init
   dtype: Any = jnp.float32
+  bias_init: Initializer | None = None
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -153,7 +156,8 @@ class ReflectConv(nn.Module):
     else:
       y = _conv(pad2d(x, self.padding, self.pad_mode), kernel, self.stride, "VALID", self.dtype)
     if self.use_bias:
-      bias = self.param("bias", _torch_default_bias_init(k * k * in_features), (self.features,), jnp.float32)
+      bias = self.param("bias", self.bias_init or _torch_default_bias_init(k * k * in_features), (self.features,),
+                        jnp.float32)
       y = y + bias.astype(self.dtype)
     return y
 
