@@ -50,7 +50,6 @@ from absl import logging
 
 from jaxpose import pretrained
 from jaxpose import systems
-from jaxpose.io.state_dict import StateDictMismatchError  # noqa: F401  (re-exported for callers)
 from jaxpose.io.state_dict import count_parameters
 
 

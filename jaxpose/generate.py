@@ -34,8 +34,12 @@ from jaxpose import checkpoints
 from jaxpose import sharding as sharding_lib
 from jaxpose import systems
 from jaxpose import visualize
+from jaxpose.data import annotation_csv
+from jaxpose.data import bad_input
 from jaxpose.data import heatmaps
+from jaxpose.data import image_io
 from jaxpose.data import keypoints as kp
+from jaxpose.data import letterbox
 from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import pipeline
 from jaxpose.data import sources
@@ -124,7 +128,6 @@ def parse_keypoints_text(text: str) -> np.ndarray:
   Accepts an annotation-CSV row `name:[y0, ..., y17]:[x0, ..., x17]` (the
   DeepFashion/Market format) or a JSON list of 18 [y, x] pairs.
   """
-  from jaxpose.data import annotations  # pylint: disable=g-import-not-at-top
   text = text.strip()
   try:
     if text.startswith("[["):
@@ -133,8 +136,9 @@ def parse_keypoints_text(text: str) -> np.ndarray:
       fields = text.split(":")
       if len(fields) != 3:
         raise ValueError("expected 'name:[ys]:[xs]' (an annotation-CSV row) or a JSON list of [y, x] pairs")
-      points = np.stack([annotations.parse_coordinates(fields[1]), annotations.parse_coordinates(fields[2])], -1)
-  except (ValueError, annotations.BadInput) as e:
+      points = np.stack([annotation_csv.parse_coordinates(fields[1]),
+                         annotation_csv.parse_coordinates(fields[2])], -1)
+  except (ValueError, bad_input.BadInput) as e:
     raise ValueError(f"config.generate.target_keypoints {text[:60]!r}: {e}") from e
   if points.shape != (kp.NUM_KEYPOINTS, 2):
     raise ValueError(f"config.generate.target_keypoints: expected 18 (y, x) joints, got shape {points.shape}")
@@ -147,7 +151,6 @@ def _custom_inputs(config, image_size) -> dict | None:
   The image and its parsing map may have any size: they are letterboxed
   (aspect kept, padded) to the model's size as the anime builder does.
   """
-  from jaxpose.data import annotations  # pylint: disable=g-import-not-at-top
   g = config.generate
   if not g.source_image:
     return None
@@ -156,16 +159,16 @@ def _custom_inputs(config, image_size) -> dict | None:
                      "config.generate.target_keypoints too")
   height, width = image_size
   try:
-    pixels = annotations.read_image(g.source_image).pixels
-    labels = annotations.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
-                                        [pixels.shape[:2]], g.parsing_labels)
-  except annotations.BadInput as e:
+    pixels = image_io.read_image(g.source_image).pixels
+    labels = image_io.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
+                                     [pixels.shape[:2]], g.parsing_labels)
+  except bad_input.BadInput as e:
     raise ValueError(f"{g.source_image} / {g.source_parsing}: {e}") from e
-  box = annotations.Letterbox.fit(pixels.shape[:2], (height, width))
+  box = letterbox.Letterbox.fit(pixels.shape[:2], (height, width))
   image, labels = box.image(pixels), box.labels(labels)
   target = parse_keypoints_text(g.target_keypoints)
   frame = tuple(g.target_keypoints_size) or (height, width)
-  target = annotations.Letterbox.fit(frame, (height, width)).keypoints(target)
+  target = letterbox.Letterbox.fit(frame, (height, width)).keypoints(target)
   num = parsing_lib.num_classes(config.data.parsing_merge)
   one_hot = parsing_lib.one_hot(parsing_lib.merge(labels, g.parsing_labels, config.data.parsing_merge), num)
   pose = heatmaps.keypoints_to_heatmaps(target, height, width, sigma=config.data.heatmap_sigma,

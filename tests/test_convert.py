@@ -11,6 +11,7 @@ import pytest
 
 from jaxpose import checkpoints
 from jaxpose import convert
+from jaxpose.io import state_dict as state_dict_lib
 from jaxpose.models import adgan
 from jaxpose.models import discriminator as discriminator_lib
 from jaxpose.models import vgg as vgg_lib
@@ -103,7 +104,7 @@ def test_one_error_lists_missing_unexpected_and_mis_shaped_keys():
   sd["module.dec.model.9.conv.weight"] = np.zeros((3, 3, 1, 1), np.float32)
   sd["module.fc.fc.bias"] = np.zeros((65,), np.float32)
   model = adgan.ADGANGenerator(**SMALL_HPARAMS)
-  with pytest.raises(convert.StateDictMismatchError) as info:
+  with pytest.raises(state_dict_lib.StateDictMismatchError) as info:
     adgan.from_torch(sd, model)
   message = str(info.value)
   assert "3 problem(s)" in message
@@ -116,17 +117,17 @@ def test_one_error_lists_missing_unexpected_and_mis_shaped_keys():
 def test_partial_module_prefix_is_not_stripped():
   sd = _small_generator_state_dict()
   sd = {("module." + k if k.startswith("fc.") else k): v for k, v in sd.items()}
-  with pytest.raises(convert.StateDictMismatchError) as info:
+  with pytest.raises(state_dict_lib.StateDictMismatchError) as info:
     adgan.from_torch(sd, adgan.ADGANGenerator(**SMALL_HPARAMS))
   assert "missing fc.fc.weight" in str(info.value) and "unexpected module.fc.fc.weight" in str(info.value)
 
 
 def test_a_different_architecture_is_refused_not_half_loaded():
   sd = _small_generator_state_dict()
-  with pytest.raises(convert.StateDictMismatchError) as info:
+  with pytest.raises(state_dict_lib.StateDictMismatchError) as info:
     adgan.from_torch(sd, adgan.ADGANGenerator(**{**SMALL_HPARAMS, "n_res": 3}))
   assert "missing enc_content.model.3.model.2.model.0.conv.weight" in str(info.value)
-  with pytest.raises(convert.StateDictMismatchError, match="needed to infer"):
+  with pytest.raises(state_dict_lib.StateDictMismatchError, match="needed to infer"):
     adgan.hparams_from_torch({"model.1.weight": np.zeros((1, 1, 1, 1))})
 
 

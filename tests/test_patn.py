@@ -21,6 +21,7 @@ import pytest
 
 from jaxpose import checkpoints
 from jaxpose import convert
+from jaxpose.io import state_dict as state_dict_lib
 from jaxpose.models import discriminator as discriminator_lib
 from jaxpose.models import layers
 from jaxpose.models import patn
@@ -223,7 +224,7 @@ def test_instance_norm_buffers_are_accepted_ignored_and_logged(caplog):
     np.testing.assert_array_equal(v, sd[f"module.{k}"], err_msg=k)
   # A running_mean anywhere else is still an error.
   sd["module.model.att.0.conv_block_stream2.7.running_mean"] = np.zeros((32,), np.float32)
-  with pytest.raises(convert.StateDictMismatchError, match="unexpected model.att.0.conv_block_stream2.7"):
+  with pytest.raises(state_dict_lib.StateDictMismatchError, match="unexpected model.att.0.conv_block_stream2.7"):
     patn.from_torch(sd, model)
 
 
@@ -246,7 +247,7 @@ def test_mismatch_error_lists_every_problem():
   del sd["module.model.att.1.conv_block_stream2.6.bias"]
   sd["module.model.att.2.conv_block_stream1.1.weight"] = np.zeros((32, 32, 3, 3), np.float32)
   sd["module.model.stream1_up.0.weight"] = np.zeros((32, 8, 3, 3), np.float32)
-  with pytest.raises(convert.StateDictMismatchError) as info:
+  with pytest.raises(state_dict_lib.StateDictMismatchError) as info:
     patn.from_torch(sd, patn.PATNGenerator(**SMALL_HPARAMS))
   assert len(info.value.problems) == 3
   message = str(info.value)
@@ -254,12 +255,12 @@ def test_mismatch_error_lists_every_problem():
   assert "unexpected model.att.2.conv_block_stream1.1.weight (32, 32, 3, 3)" in message
   assert "shape mismatch model.stream1_up.0.weight: file (32, 8, 3, 3), model (32, 16, 3, 3)" in message
   # A batch-norm file does not load into an instance-norm model (nor the reverse), and says why.
-  with pytest.raises(convert.StateDictMismatchError) as info:
+  with pytest.raises(state_dict_lib.StateDictMismatchError) as info:
     patn.from_torch(_state_dict("batch"), patn.PATNGenerator(**SMALL_HPARAMS))
   assert any(p.startswith("missing model.stream1_down.1.bias") for p in info.value.problems)
   # (Its running statistics sit where PyTorch 0.3 put InstanceNorm buffers; the affine weights cannot.)
   assert any(p.startswith("unexpected model.stream1_down.2.weight") for p in info.value.problems)
-  with pytest.raises(convert.StateDictMismatchError, match="needed to infer"):
+  with pytest.raises(state_dict_lib.StateDictMismatchError, match="needed to infer"):
     patn.hparams_from_torch({"model.1.weight": np.zeros((1, 1, 1, 1))})
 
 

@@ -9,7 +9,9 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
+from jaxpose.data import bad_input
+from jaxpose.data import image_io
 from jaxpose.data import keypoints as kp
 from jaxpose.data import parsing
 from jaxpose.data import synthetic
@@ -40,11 +42,11 @@ def test_the_folder_is_the_anime_pose_manual_layout(written):
       "test": {"characters": [characters[3].name], "pictures": 3, "pairs": 6}}
   for character in characters:
     folder = root / character.name
-    annotations.check_annotation_header(folder / "keypoints.csv")
-    report = annotations.BadInputReport("synthetic_anime", character.split)
-    rows = annotations.read_annotation_csv(folder / "keypoints.csv", report)
+    annotation_csv.check_annotation_header(folder / "keypoints.csv")
+    report = bad_input.BadInputReport("synthetic_anime", character.split)
+    rows = annotation_csv.read_annotation_csv(folder / "keypoints.csv", report)
     assert not report.problems and list(rows) == list(character.pictures)
-    assert annotations.image_files(folder) == list(character.pictures)
+    assert image_io.image_files(folder) == list(character.pictures)
     for picture, j in zip(character.pictures, character.pose_indices):
       stem = pathlib.Path(picture).stem
       image = np.asarray(Image.open(folder / picture))
@@ -76,8 +78,8 @@ def test_characters_are_distinct_and_each_keeps_its_look_across_its_poses(writte
       # Flat colours: the hair and the upper garment show exactly the character's own colours.
       assert _modal_color(image, lip == LIP["hair"]) == character.identity.hair_color
       assert _modal_color(image, np.isin(lip, synthetic.UPPER_CLOTHES_LABELS)) == character.identity.upper_color
-      keypoints.append(annotations.read_annotation_csv(
-          root / character.name / "keypoints.csv", annotations.BadInputReport("a", "b"))[picture].keypoints)
+      keypoints.append(annotation_csv.read_annotation_csv(
+          root / character.name / "keypoints.csv", bad_input.BadInputReport("a", "b"))[picture].keypoints)
     for a, b in itertools.combinations(keypoints, 2):  # different poses
       both = kp.is_present(a) & kp.is_present(b)
       assert np.abs(a[both] - b[both]).max() > 8

@@ -10,7 +10,7 @@ style of `jaxpose.data.synthetic`, in exactly the manual layout the real
   <output>/
     test_characters.txt          the held-out characters (the test split)
     <character>/                 e.g. pink_twin_tails: hair colour and style say who it is
-      keypoints.csv              name:keypoints_y:keypoints_x (`annotations.format_annotation_row`)
+      keypoints.csv              name:keypoints_y:keypoints_x (`annotation_csv.format_annotation_row`)
       01.png, 02.png, ...        the pictures
       parsing_lip/<stem>.png     LIP labels of every pixel
       parsing_adgan8/<stem>.png  the same merged to ADGAN's 8 (for the *_adgan8 configs)
@@ -46,7 +46,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from jaxpose import visualize
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
+from jaxpose.data import bad_input
+from jaxpose.data import image_io
 from jaxpose.data import keypoints as kp
 from jaxpose.data import parsing
 from jaxpose.data import synthetic
@@ -134,7 +136,7 @@ def character_pictures(seed: int, identity_index: int, identity: synthetic.Ident
 
 def _save_png(path: pathlib.Path, array: np.ndarray) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(annotations.encode_png(array))
+  path.write_bytes(image_io.encode_png(array))
 
 
 def write_anime_characters(root, seed: int = 0, image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
@@ -177,7 +179,7 @@ def write_anime_characters(root, seed: int = 0, image_size: Sequence[int] = DEFA
       _save_png(folder / picture, person["image"])
       _save_png(folder / "parsing_lip" / f"{stem}.png", person["parsing"])
       _save_png(folder / "parsing_adgan8" / f"{stem}.png", parsing.merge(person["parsing"], "lip", "adgan8"))
-      rows.append(annotations.format_annotation_row(picture, person["keypoints"]))
+      rows.append(annotation_csv.format_annotation_row(picture, person["keypoints"]))
       pose_indices.append(j)
       pictures.append(picture)
     (folder / KEYPOINTS_CSV).write_text("\n".join(rows) + "\n")
@@ -210,9 +212,9 @@ def contact_sheet(root) -> np.ndarray:
   folders = sorted((p for p in root.iterdir() if (p / KEYPOINTS_CSV).exists()), key=lambda p: (p.name in test, p.name))
   rows = []
   for folder in folders:
-    report = annotations.BadInputReport(f"synthetic_anime/{folder.name}", "test" if folder.name in test else "train")
+    report = bad_input.BadInputReport(f"synthetic_anime/{folder.name}", "test" if folder.name in test else "train")
     row = []
-    for name, annotation in annotations.read_annotation_csv(folder / KEYPOINTS_CSV, report).items():
+    for name, annotation in annotation_csv.read_annotation_csv(folder / KEYPOINTS_CSV, report).items():
       image = np.asarray(Image.open(folder / name).convert("RGB"))
       labels = np.asarray(Image.open(folder / "parsing_lip" / f"{pathlib.Path(name).stem}.png"))
       height, width = labels.shape

@@ -7,7 +7,7 @@ Build from your own folder of characters (see MANUAL_DOWNLOAD_INSTRUCTIONS, or t
 
 then read it with `jaxpose.data.pair_source("anime_pose/256x176", "train")`.
 Each image is resized keeping its aspect ratio and padded, centred, to the
-config's size (`annotations.Letterbox`): Lanczos for the pixels, padding in the
+config's size (`letterbox.Letterbox`): Lanczos for the pixels, padding in the
 median colour of the image's border; nearest neighbour for the parsing map,
 padding 0 (background); keypoints mapped to the pixel holding their centre, and
 joints outside the source image reported and set to -1. Pairs are every
@@ -17,7 +17,7 @@ the official pair scripts require; `include_self_pairs` adds (i, i)).
 Split rule: the characters named in `test_characters.txt` (one per line, '#'
 comments) are the test split; without that file, a deterministic holdout:
 max(1, round(10%)) of the characters, those whose name has the smallest SHA-256
-digest (`annotations.holdout`), so adding a character rarely moves the others.
+digest (`split_builder.holdout`), so adding a character rarely moves the others.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
+from jaxpose.data import bad_input
+from jaxpose.data import deepfashion_names
+from jaxpose.data import image_io
+from jaxpose.data import letterbox
+from jaxpose.data import split_builder
 from jaxpose.data import keypoints as kp
 from jaxpose.data import pairs as pairs_lib
 from jaxpose.data import parsing as parsing_lib
@@ -137,9 +142,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     characters = [f for f in folders if (root / f / KEYPOINTS_CSV).exists()]
     without = [f for f in folders if f not in characters]
     if not characters:
-      raise annotations.LayoutError(
+      raise bad_input.LayoutError(
           f"anime_pose: expected one folder per character in {root}, each with its images and a "
-          f"{KEYPOINTS_CSV} (name:keypoints_y:keypoints_x); found: {annotations.describe_dir(root)}")
+          f"{KEYPOINTS_CSV} (name:keypoints_y:keypoints_x); found: {image_io.describe_dir(root)}")
     if without:
       logging.warning("anime_pose: folders without %s are not characters and are ignored: %s",
                       KEYPOINTS_CSV, ", ".join(without))
@@ -149,24 +154,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       test = sorted({n for n in names if n})
       unknown = [n for n in test if n not in characters]
       if unknown:
-        raise annotations.LayoutError(
+        raise bad_input.LayoutError(
             f"anime_pose: {listed} names {unknown}, which are not character folders (with a "
             f"{KEYPOINTS_CSV}) in {root}; characters: {characters}")
       rule = f"characters listed in {TEST_CHARACTERS}"
     else:
       if len(characters) < 2:
-        raise annotations.LayoutError(
+        raise bad_input.LayoutError(
             f"anime_pose: found one character ({characters[0]}) in {root}; the train and test splits "
             f"need different characters: add another, or name the test ones in {TEST_CHARACTERS}")
-      test = annotations.holdout(characters, 0.1)
+      test = split_builder.holdout(characters, 0.1)
       rule = "holdout: the ~10% of characters with the smallest SHA-256 of their name"
     train = [c for c in characters if c not in test]
     if not train or not test:
-      raise annotations.LayoutError(
+      raise bad_input.LayoutError(
           f"anime_pose: {TEST_CHARACTERS} leaves the {'train' if not train else 'test'} split empty "
           f"(characters: {characters}; test: {test})")
     for character in characters:
-      annotations.check_annotation_header(root / character / KEYPOINTS_CSV)
+      annotation_csv.check_annotation_header(root / character / KEYPOINTS_CSV)
     return {"train": train, "test": test}, rule
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -183,26 +188,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   # Records
 
   def _parsing_path(self, folder: epath.Path, file_name: str) -> epath.Path:
-    stem = annotations.name_stem(file_name)
+    stem = deepfashion_names.name_stem(file_name)
     parsing_dir = folder / PARSING_DIRS[self.builder_config.parsing_labels]
     suffixes = (".png",) if self.builder_config.parsing_labels == "lip" else (".npy", ".png")
     return next((parsing_dir / (stem + s) for s in suffixes if (parsing_dir / (stem + s)).exists()),
                 parsing_dir / (stem + suffixes[0]))
 
-  def _load(self, person: annotations.Person):
+  def _load(self, person: split_builder.Person):
     """One person -> (record, non-fatal problems); raises BadInput for a bad image or parsing map."""
     config = self.builder_config
-    image = annotations.read_image(person.image_path, min_size=MIN_IMAGE_SIZE)
+    image = image_io.read_image(person.image_path, min_size=MIN_IMAGE_SIZE)
     height, width = image.pixels.shape[:2]
-    _, dropped = annotations.drop_outside_joints(person.keypoints, height, width)
+    _, dropped = annotation_csv.drop_outside_joints(person.keypoints, height, width)
     notes = [("keypoint_outside_image", person.annotation_file,
               f"{person.name}: joint {joint} lies outside the {height}x{width} image") for joint in dropped]
-    labels = annotations.read_label_map(person.parsing_path, parsing_lib.num_classes(config.parsing_labels),
+    labels = image_io.read_label_map(person.parsing_path, parsing_lib.num_classes(config.parsing_labels),
                                         [(height, width)], config.parsing_labels)
-    box = annotations.Letterbox.fit((height, width), (config.height, config.width))
+    box = letterbox.Letterbox.fit((height, width), (config.height, config.width))
     record = {
-        "image": annotations.encode_png(box.image(image.pixels)),
-        "parsing": annotations.encode_png(box.labels(labels)),
+        "image": image_io.encode_png(box.image(image.pixels)),
+        "parsing": image_io.encode_png(box.labels(labels)),
         "keypoints": box.keypoints(person.keypoints),
         "name": person.name,
         "identity": person.identity,
@@ -211,21 +216,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, root: epath.Path, split: str, characters: list[str]):
     config = self.builder_config
-    report = annotations.BadInputReport(f"anime_pose/{config.name}", split)
+    report = bad_input.BadInputReport(f"anime_pose/{config.name}", split)
     people = []
     for character in characters:
       folder = root / character
-      rows = annotations.read_annotation_csv(folder / KEYPOINTS_CSV, report)
-      annotations.count_unannotated(report, folder, rows)
+      rows = annotation_csv.read_annotation_csv(folder / KEYPOINTS_CSV, report)
+      split_builder.count_unannotated(report, folder, rows)
       for file_name, row in rows.items():
-        people.append(annotations.Person(
+        people.append(split_builder.Person(
             name=f"{character}/{file_name}", identity=character, image_path=folder / file_name,
             keypoints=row.keypoints, annotation_file=folder / KEYPOINTS_CSV, line=row.line,
             parsing_path=self._parsing_path(folder, file_name)))
     logging.info("anime_pose/%s %s: %d annotated images of %d characters", config.name, split, len(people),
                  len(characters))
     identities, keypoints = [], []
-    for index, record in annotations.person_records(people, self._load, report):
+    for index, record in split_builder.person_records(people, self._load, report):
       identities.append(record["identity"])
       keypoints.append(record["keypoints"])
       yield index, record
@@ -238,4 +243,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       if no_torso:
         logging.info("anime_pose/%s %s: %d stored images lack a shoulder or hip and are in no pair",
                      config.name, split, no_torso)
-    annotations.finish_split(report, self.info.metadata, pairs)
+    split_builder.finish_split(report, self.info.metadata, pairs)

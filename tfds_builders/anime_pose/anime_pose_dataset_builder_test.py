@@ -15,7 +15,9 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
+from jaxpose.data import bad_input
+from jaxpose.data import split_builder
 from jaxpose.data import keypoints as kp
 from jaxpose.data import pair_source
 from tfds_builders import testing as builder_testing
@@ -125,20 +127,20 @@ def test_holdout_without_test_characters_and_layout_errors(tmp_path, monkeypatch
 
   def no_generation(*args, **kwargs):
     raise AssertionError("records were generated before the layout was checked")
-  monkeypatch.setattr(annotations, "person_records", no_generation)
+  monkeypatch.setattr(split_builder, "person_records", no_generation)
   typo = tmp_path / "typo"
   shutil.copytree(DUMMY, typo)
   (typo / "test_characters.txt").write_text("davе\n")  # a Cyrillic 'е'
-  with pytest.raises(annotations.LayoutError, match=r"names \['davе'\], which are not character folders"):
+  with pytest.raises(bad_input.LayoutError, match=r"names \['davе'\], which are not character folders"):
     builder_testing.build(builder_lib.Builder, "128x88", typo, tmp_path / "out2")
   single = tmp_path / "single"
   shutil.copytree(DUMMY / "alice", single / "alice")
-  with pytest.raises(annotations.LayoutError, match="found one character"):
+  with pytest.raises(bad_input.LayoutError, match="found one character"):
     builder_testing.build(builder_lib.Builder, "128x88", single, tmp_path / "out3")
   flat = tmp_path / "flat"
   flat.mkdir()
   shutil.copy(DUMMY / "alice/a01.jpg", flat / "a01.jpg")
-  with pytest.raises(annotations.LayoutError, match=r"expected one folder per character .*found: a01.jpg"):
+  with pytest.raises(bad_input.LayoutError, match=r"expected one folder per character .*found: a01.jpg"):
     builder_testing.build(builder_lib.Builder, "128x88", flat, tmp_path / "out4")
 
 
@@ -181,8 +183,8 @@ def test_synthetic_anime_characters_build_into_their_splits_and_pairs(tmp_path):
     # 256x176 -> 64x44 is an exact 4x reduction: every keypoint maps to the pixel holding its centre.
     for i, name in enumerate(builder_testing.image_names(source)):
       character, file_name = name.split("/")
-      written = annotations.read_annotation_csv(manual / character / "keypoints.csv",
-                                                annotations.BadInputReport("anime", split))[file_name].keypoints
+      written = annotation_csv.read_annotation_csv(manual / character / "keypoints.csv",
+                                                bad_input.BadInputReport("anime", split))[file_name].keypoints
       present = kp.is_present(written)
       record = source.images[i]
       np.testing.assert_array_equal(record["keypoints"][present], (written[present] + 0.5) // 4)

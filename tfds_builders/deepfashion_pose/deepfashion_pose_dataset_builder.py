@@ -20,7 +20,11 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
+from jaxpose.data import bad_input
+from jaxpose.data import deepfashion_names
+from jaxpose.data import image_io
+from jaxpose.data import split_builder
 from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import records
 
@@ -168,34 +172,34 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     else:
       parsing_names = []
 
-    images = next((root / d for d in image_dirs if annotations.image_files(root / d)), None)
-    annotation_csv = annotations.first_existing(root, annotation_names)
-    pairs_csv = annotations.first_existing(root, pairs_names)
-    parsing_dir = annotations.first_existing(root, parsing_names) if parsing_names else None
+    images = next((root / d for d in image_dirs if image_io.image_files(root / d)), None)
+    annotation_file = image_io.first_existing(root, annotation_names)
+    pairs_csv = image_io.first_existing(root, pairs_names)
+    parsing_dir = image_io.first_existing(root, parsing_names) if parsing_names else None
     missing = []
     if images is None:
       missing.append(f"{image_dirs[0]}/ (or {image_dirs[1]}/) with {size}")
-    if annotation_csv is None:
+    if annotation_file is None:
       missing.append(f"{annotation_names[0]} (or {annotation_names[1]})")
     if pairs_csv is None:
       missing.append(f"{pairs_names[0]} (or {pairs_names[1]})")
     if parsing_names and parsing_dir is None:
       missing.append(f"{parsing_names[0]}/ (parsing for config {config.name})")
     if missing:
-      raise annotations.LayoutError(
+      raise bad_input.LayoutError(
           f"deepfashion_pose/{config.name}: expected {', '.join(missing)} in {root}; found: "
-          f"{annotations.describe_dir(root)}. See tfds_builders/deepfashion_pose/README.md "
+          f"{image_io.describe_dir(root)}. See tfds_builders/deepfashion_pose/README.md "
           "(MANUAL_DOWNLOAD_INSTRUCTIONS) for the layout of each config.")
-    annotations.check_annotation_header(annotation_csv)
-    annotations.check_pairs_header(pairs_csv)
+    annotation_csv.check_annotation_header(annotation_file)
+    annotation_csv.check_pairs_header(pairs_csv)
     hint = ("The uncropped 256x256 images go in fasion-dataset/ with --config uncropped_adgan8"
             if config.layout == "resized" else
             "The 256x176 images go in fashion_resize/ with --config adgan8")
-    annotations.check_image_size_sample(
-        images, annotations.image_files(images),
+    image_io.check_image_size_sample(
+        images, image_io.image_files(images),
         UNCROPPED_SIZE if config.layout == "uncropped" else (HEIGHT, WIDTH), hint=hint)
     parsing_root = parsing_dir.parent if config.parsing == "adgan8" else parsing_dir
-    return _SplitFiles(split, images, annotation_csv, pairs_csv, parsing_root)
+    return _SplitFiles(split, images, annotation_file, pairs_csv, parsing_root)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     root = epath.Path(dl_manager.manual_dir)
@@ -210,43 +214,43 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   # --------------------------------------------------------------------------
   # Records
 
-  def _people(self, files: _SplitFiles, rows: dict[str, annotations.Annotation],
-              report: annotations.BadInputReport) -> list[annotations.Person]:
+  def _people(self, files: _SplitFiles, rows: dict[str, annotation_csv.Annotation],
+              report: bad_input.BadInputReport) -> list[split_builder.Person]:
     config = self.builder_config
     people = []
     for name, row in rows.items():
       parsing_path = None
       if config.parsing == "adgan8":
         try:
-          parsing_path = files.parsing_root / annotations.deepfashion_parsing_path(name)
-        except annotations.BadInput as e:
+          parsing_path = files.parsing_root / deepfashion_names.deepfashion_parsing_path(name)
+        except bad_input.BadInput as e:
           report.skip_image(name, e.kind, files.annotation_csv, e.reason, line=row.line)
           continue
       elif config.parsing == "lip":
-        parsing_path = files.parsing_root / f"{annotations.name_stem(name)}.png"
-      people.append(annotations.Person(
+        parsing_path = files.parsing_root / f"{deepfashion_names.name_stem(name)}.png"
+      people.append(split_builder.Person(
           name=name, identity=name.rsplit("_", 1)[0], image_path=files.images / name,
           keypoints=row.keypoints, annotation_file=files.annotation_csv, line=row.line,
           parsing_path=parsing_path))
     return people
 
-  def _load(self, person: annotations.Person):
+  def _load(self, person: split_builder.Person):
     """One person -> (record, non-fatal problems); raises BadInput for a bad image or parsing map."""
     config = self.builder_config
     notes = []
     keypoints = person.keypoints
     if config.layout == "resized":
-      image = annotations.read_image(person.image_path, (HEIGHT, WIDTH))
+      image = image_io.read_image(person.image_path, (HEIGHT, WIDTH))
       # The official bytes go in unchanged; only a non-RGB or non-JPEG file is re-encoded.
       image_bytes = (image.data if image.format == "JPEG" and image.plain_rgb
-                     else annotations.encode_jpeg(image.pixels))
+                     else image_io.encode_jpeg(image.pixels))
       frame = f"{HEIGHT}x{WIDTH}"
     else:
-      image = annotations.read_image(person.image_path, UNCROPPED_SIZE)
-      image_bytes = annotations.encode_png(image.pixels[:, CROP_LEFT:CROP_LEFT + WIDTH])
-      keypoints = annotations.crop_keypoints_x(keypoints, CROP_LEFT)
+      image = image_io.read_image(person.image_path, UNCROPPED_SIZE)
+      image_bytes = image_io.encode_png(image.pixels[:, CROP_LEFT:CROP_LEFT + WIDTH])
+      keypoints = annotation_csv.crop_keypoints_x(keypoints, CROP_LEFT)
       frame = f"{HEIGHT}x{WIDTH} centre crop (x in [{CROP_LEFT}, {CROP_LEFT + WIDTH}) of the 256x256)"
-    keypoints, dropped = annotations.drop_outside_joints(keypoints, HEIGHT, WIDTH)
+    keypoints, dropped = annotation_csv.drop_outside_joints(keypoints, HEIGHT, WIDTH)
     for joint in dropped:
       notes.append(("keypoint_outside_image", person.annotation_file,
                     f"{person.name}: joint {joint} lies outside the {frame} image"))
@@ -255,27 +259,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     else:
       label_set = "lip" if config.parsing == "lip" else "adgan8"
       shapes = [(HEIGHT, WIDTH)] + ([UNCROPPED_SIZE] if config.layout == "uncropped" else [])
-      labels = annotations.read_label_map(person.parsing_path, parsing_lib.num_classes(label_set), shapes,
+      labels = image_io.read_label_map(person.parsing_path, parsing_lib.num_classes(label_set), shapes,
                                           label_set)
       if labels.shape == UNCROPPED_SIZE:
         labels = labels[:, CROP_LEFT:CROP_LEFT + WIDTH]
-      parsing_png = annotations.encode_png(labels)
+      parsing_png = image_io.encode_png(labels)
     record = {"image": image_bytes, "parsing": parsing_png, "keypoints": keypoints.astype(np.int32),
               "name": person.name, "identity": person.identity}
     return record, notes
 
   def _generate_examples(self, files: _SplitFiles):
     config = self.builder_config
-    report = annotations.BadInputReport(f"deepfashion_pose/{config.name}", files.split)
-    rows = annotations.read_annotation_csv(files.annotation_csv, report)
-    pairs = annotations.read_pairs_csv(files.pairs_csv, report)
-    annotations.count_unannotated(report, files.images, rows)
+    report = bad_input.BadInputReport(f"deepfashion_pose/{config.name}", files.split)
+    rows = annotation_csv.read_annotation_csv(files.annotation_csv, report)
+    pairs = annotation_csv.read_pairs_csv(files.pairs_csv, report)
+    split_builder.count_unannotated(report, files.images, rows)
     logging.info("deepfashion_pose/%s %s: %d annotated images, %d pairs listed, from %s", config.name,
                  files.split, len(rows), len(pairs), files.images)
-    yield from annotations.person_records(self._people(files, rows, report), self._load, report)
+    yield from split_builder.person_records(self._people(files, rows, report), self._load, report)
     # Runs once the writer has consumed every example, before the metadata is saved.
-    indices = annotations.resolve_pairs(pairs, report, files.pairs_csv, files.annotation_csv)
-    annotations.finish_split(report, self.info.metadata, indices)
+    indices = annotation_csv.resolve_pairs(pairs, report, files.pairs_csv, files.annotation_csv)
+    split_builder.finish_split(report, self.info.metadata, indices)
 
 
 _ZERO_PNG: dict[tuple[int, int], bytes] = {}
@@ -283,5 +287,5 @@ _ZERO_PNG: dict[tuple[int, int], bytes] = {}
 
 def _zero_parsing_png() -> bytes:
   if (HEIGHT, WIDTH) not in _ZERO_PNG:
-    _ZERO_PNG[(HEIGHT, WIDTH)] = annotations.encode_png(np.zeros((HEIGHT, WIDTH), np.uint8))
+    _ZERO_PNG[(HEIGHT, WIDTH)] = image_io.encode_png(np.zeros((HEIGHT, WIDTH), np.uint8))
   return _ZERO_PNG[(HEIGHT, WIDTH)]

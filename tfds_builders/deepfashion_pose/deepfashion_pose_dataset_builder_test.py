@@ -12,7 +12,8 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxpose.data import annotations
+from jaxpose.data import bad_input
+from jaxpose.data import split_builder
 from jaxpose.data import keypoints as kp
 from jaxpose.data import pair_source
 from tfds_builders import testing as builder_testing
@@ -133,11 +134,11 @@ def test_uncropped_config_applies_the_official_centre_crop(data_dir):
 def test_wrong_layouts_fail_at_once_saying_what_was_expected_and_found(tmp_path, monkeypatch):
   def no_generation(*args, **kwargs):
     raise AssertionError("records were generated before the layout was checked")
-  monkeypatch.setattr(annotations, "person_records", no_generation)
+  monkeypatch.setattr(split_builder, "person_records", no_generation)
   empty = tmp_path / "empty"
   empty.mkdir()
   (empty / "readme.txt").write_text("hello")
-  with pytest.raises(annotations.LayoutError, match=r"expected fashion_resize/train/ .*256x176 JPEGs.*"
+  with pytest.raises(bad_input.LayoutError, match=r"expected fashion_resize/train/ .*256x176 JPEGs.*"
                      r"fashion-resize-annotation-train.csv.*found: readme.txt"):
     builder_testing.build(builder_lib.Builder, "adgan8", empty, tmp_path / "out")
   # The uncropped 256x256 images handed to the 256x176 config: a hint, not 48,000 skipped images.
@@ -145,19 +146,19 @@ def test_wrong_layouts_fail_at_once_saying_what_was_expected_and_found(tmp_path,
   shutil.copytree(DUMMY, wrong)
   shutil.rmtree(wrong / "fashion_resize/train")
   shutil.copytree(DUMMY / "fasion-dataset/train", wrong / "fashion_resize/train")
-  with pytest.raises(annotations.LayoutError, match=r"expected 256x176 \(HxW\) images .* is 256x256.*uncropped"):
+  with pytest.raises(bad_input.LayoutError, match=r"expected 256x176 \(HxW\) images .* is 256x256.*uncropped"):
     builder_testing.build(builder_lib.Builder, "adgan8", wrong, tmp_path / "out")
   # A comma-separated annotation file is not the official format.
   commas = tmp_path / "commas"
   shutil.copytree(DUMMY, commas)
   csv = commas / "fashion-resize-annotation-test.csv"
   csv.write_text(csv.read_text().replace(":", ","))
-  with pytest.raises(annotations.LayoutError, match="expected the header 'name:keypoints_y:keypoints_x'"):
+  with pytest.raises(bad_input.LayoutError, match="expected the header 'name:keypoints_y:keypoints_x'"):
     builder_testing.build(builder_lib.Builder, "adgan8", commas, tmp_path / "out")
   # Missing parsing for the lip config.
   no_lip = tmp_path / "no_lip"
   shutil.copytree(DUMMY, no_lip, ignore=shutil.ignore_patterns("parsing_lip"))
-  with pytest.raises(annotations.LayoutError, match=r"parsing_lip/train/ \(parsing for config lip\)"):
+  with pytest.raises(bad_input.LayoutError, match=r"parsing_lip/train/ \(parsing for config lip\)"):
     builder_testing.build(builder_lib.Builder, "lip", no_lip, tmp_path / "out")
 
 

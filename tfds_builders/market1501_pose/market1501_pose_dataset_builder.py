@@ -23,7 +23,11 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
+from jaxpose.data import bad_input
+from jaxpose.data import deepfashion_names
+from jaxpose.data import image_io
+from jaxpose.data import split_builder
 from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import records
 
@@ -100,29 +104,29 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """Finds one split's files; raises LayoutError saying what is missing."""
     config = self.builder_config
     image_dirs = [f"bounding_box_{split}", split]
-    images = next((root / d for d in image_dirs if annotations.image_files(root / d)), None)
-    annotation_csv = annotations.first_existing(root, [f"market-annotation-{split}.csv"])
-    pairs_csv = annotations.first_existing(root, [f"market-pairs-{split}.csv"])
-    parsing_dir = annotations.first_existing(root, [f"parsing_lip/{split}"]) if config.parsing == "lip" else None
+    images = next((root / d for d in image_dirs if image_io.image_files(root / d)), None)
+    annotation_file = image_io.first_existing(root, [f"market-annotation-{split}.csv"])
+    pairs_csv = image_io.first_existing(root, [f"market-pairs-{split}.csv"])
+    parsing_dir = image_io.first_existing(root, [f"parsing_lip/{split}"]) if config.parsing == "lip" else None
     missing = []
     if images is None:
       missing.append(f"{image_dirs[0]}/ (or {image_dirs[1]}/) with 128x64 JPEGs")
-    if annotation_csv is None:
+    if annotation_file is None:
       missing.append(f"market-annotation-{split}.csv")
     if pairs_csv is None:
       missing.append(f"market-pairs-{split}.csv")
     if config.parsing == "lip" and parsing_dir is None:
       missing.append(f"parsing_lip/{split}/ (LIP parsing PNGs for config lip)")
     if missing:
-      raise annotations.LayoutError(
+      raise bad_input.LayoutError(
           f"market1501_pose/{config.name}: expected {', '.join(missing)} in {root}; found: "
-          f"{annotations.describe_dir(root)}. See tfds_builders/market1501_pose/README.md "
+          f"{image_io.describe_dir(root)}. See tfds_builders/market1501_pose/README.md "
           "(MANUAL_DOWNLOAD_INSTRUCTIONS).")
-    annotations.check_annotation_header(annotation_csv)
-    annotations.check_pairs_header(pairs_csv)
-    annotations.check_image_size_sample(images, annotations.image_files(images), (HEIGHT, WIDTH),
+    annotation_csv.check_annotation_header(annotation_file)
+    annotation_csv.check_pairs_header(pairs_csv)
+    image_io.check_image_size_sample(images, image_io.image_files(images), (HEIGHT, WIDTH),
                                         hint="Market-1501's bounding boxes are 128x64")
-    return {"split": split, "images": images, "annotation_csv": annotation_csv, "pairs_csv": pairs_csv,
+    return {"split": split, "images": images, "annotation_csv": annotation_file, "pairs_csv": pairs_csv,
             "parsing": parsing_dir}
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -134,38 +138,38 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                                                    if k != "split"}
     return {split: self._generate_examples(files[split]) for split in SPLITS}
 
-  def _load(self, person: annotations.Person):
+  def _load(self, person: split_builder.Person):
     """One person -> (record, non-fatal problems); raises BadInput for a bad image or parsing map."""
-    image = annotations.read_image(person.image_path, (HEIGHT, WIDTH))
-    image_bytes = image.data if image.format == "JPEG" and image.plain_rgb else annotations.encode_jpeg(image.pixels)
-    keypoints, dropped = annotations.drop_outside_joints(person.keypoints, HEIGHT, WIDTH)
+    image = image_io.read_image(person.image_path, (HEIGHT, WIDTH))
+    image_bytes = image.data if image.format == "JPEG" and image.plain_rgb else image_io.encode_jpeg(image.pixels)
+    keypoints, dropped = annotation_csv.drop_outside_joints(person.keypoints, HEIGHT, WIDTH)
     notes = [("keypoint_outside_image", person.annotation_file,
               f"{person.name}: joint {joint} lies outside the {HEIGHT}x{WIDTH} image") for joint in dropped]
     if person.parsing_path is None:
       labels = np.zeros((HEIGHT, WIDTH), np.uint8)
     else:
-      labels = annotations.read_label_map(person.parsing_path, parsing_lib.num_classes("lip"),
+      labels = image_io.read_label_map(person.parsing_path, parsing_lib.num_classes("lip"),
                                           [(HEIGHT, WIDTH)], "lip")
-    record = {"image": image_bytes, "parsing": annotations.encode_png(labels),
+    record = {"image": image_bytes, "parsing": image_io.encode_png(labels),
               "keypoints": keypoints.astype(np.int32), "name": person.name, "identity": person.identity}
     return record, notes
 
   def _generate_examples(self, files: dict):
     config = self.builder_config
     split = files["split"]
-    report = annotations.BadInputReport(f"market1501_pose/{config.name}", split)
-    rows = annotations.read_annotation_csv(files["annotation_csv"], report)
-    pairs = annotations.read_pairs_csv(files["pairs_csv"], report)
-    annotations.count_unannotated(report, files["images"], rows)
+    report = bad_input.BadInputReport(f"market1501_pose/{config.name}", split)
+    rows = annotation_csv.read_annotation_csv(files["annotation_csv"], report)
+    pairs = annotation_csv.read_pairs_csv(files["pairs_csv"], report)
+    split_builder.count_unannotated(report, files["images"], rows)
     logging.info("market1501_pose/%s %s: %d annotated images, %d pairs listed, from %s", config.name, split,
                  len(rows), len(pairs), files["images"])
     people = [
-        annotations.Person(
+        split_builder.Person(
             name=name, identity=name.split("_", 1)[0], image_path=files["images"] / name,
             keypoints=row.keypoints, annotation_file=files["annotation_csv"], line=row.line,
-            parsing_path=(files["parsing"] / f"{annotations.name_stem(name)}.png" if files["parsing"] else None))
+            parsing_path=(files["parsing"] / f"{deepfashion_names.name_stem(name)}.png" if files["parsing"] else None))
         for name, row in rows.items()]
-    yield from annotations.person_records(people, self._load, report)
+    yield from split_builder.person_records(people, self._load, report)
     # Runs once the writer has consumed every example, before the metadata is saved.
-    indices = annotations.resolve_pairs(pairs, report, files["pairs_csv"], files["annotation_csv"])
-    annotations.finish_split(report, self.info.metadata, indices)
+    indices = annotation_csv.resolve_pairs(pairs, report, files["pairs_csv"], files["annotation_csv"])
+    split_builder.finish_split(report, self.info.metadata, indices)

@@ -12,7 +12,8 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxpose.data import annotations
+from jaxpose.data import bad_input
+from jaxpose.data import split_builder
 from jaxpose.data import keypoints as kp
 from jaxpose.data import pair_source
 from tfds_builders import testing as builder_testing
@@ -97,13 +98,13 @@ def test_patn_folder_names_and_layout_errors(tmp_path, monkeypatch):
 
   def no_generation(*args, **kwargs):
     raise AssertionError("records were generated before the layout was checked")
-  monkeypatch.setattr(annotations, "person_records", no_generation)
+  monkeypatch.setattr(split_builder, "person_records", no_generation)
   no_csv = tmp_path / "no_csv"
   shutil.copytree(DUMMY, no_csv, ignore=shutil.ignore_patterns("market-pairs-test.csv"))
-  with pytest.raises(annotations.LayoutError,
+  with pytest.raises(bad_input.LayoutError,
                      match=r"expected market-pairs-test.csv in .*; found: .*bounding_box_test/, bounding_box_train/"):
     builder_testing.build(builder_lib.Builder, "no_parsing", no_csv, tmp_path / "out2")
-  with pytest.raises(annotations.LayoutError, match=r"parsing_lip/train/ \(LIP parsing PNGs"):
+  with pytest.raises(bad_input.LayoutError, match=r"parsing_lip/train/ \(LIP parsing PNGs"):
     builder_testing.build(builder_lib.Builder, "lip", _without(tmp_path, "parsing_lip"), tmp_path / "out3")
 
 

@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
 from jaxpose.data import parsing
 from jaxpose.data import synthetic
 
@@ -66,7 +66,7 @@ class Character:
     save_labels(self.folder / "parsing_lip" / f"{stem}.png", person["parsing"] if lip is None else lip)
     merged = parsing.merge(person["parsing"], "lip", "adgan8")
     save_labels(self.folder / "parsing_adgan8" / f"{stem}{adgan8_suffix}", merged if adgan8 is None else adgan8)
-    self.rows.append(annotations.format_annotation_row(file_name, person["keypoints"] if keypoints is None else keypoints))
+    self.rows.append(annotation_csv.format_annotation_row(file_name, person["keypoints"] if keypoints is None else keypoints))
     return person
 
   def write_csv(self, extra_rows=()) -> None:
@@ -106,7 +106,7 @@ def main() -> None:
   bob.image("b04.jpg", 200, 150, lip=lip_bad, adgan8=adgan8_bad)
   bob.image("b05.jpg", 8, 8)
   points = render(1, 0, 240, 160)["keypoints"]
-  bob.write_csv(extra_rows=[annotations.format_annotation_row("b06.jpg", points).replace(":", ";"), annotations.format_annotation_row("b07.jpg", points)])
+  bob.write_csv(extra_rows=[annotation_csv.format_annotation_row("b06.jpg", points).replace(":", ";"), annotation_csv.format_annotation_row("b07.jpg", points)])
 
   # carol: one good image; one whose parsing maps are 10x10.
   carol = Character(root, "carol", 2)

@@ -24,7 +24,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
 from jaxpose.data import parsing
 from jaxpose.data import synthetic
 
@@ -100,7 +100,7 @@ class Writer:
     name = flat_name(gender, category, item, number, view)
     keypoints = person["keypoints"] if keypoints is None else keypoints
     save_jpeg(self.root / "fashion_resize" / split / name, person["image"])
-    self.rows["resized"][split].append(annotations.format_annotation_row(name, keypoints))
+    self.rows["resized"][split].append(annotation_csv.format_annotation_row(name, keypoints))
     adgan8 = parsing.merge(person["parsing"], "lip", "adgan8")
     save_npy(self.root / semantic_path(gender, category, item, number, view),
              adgan8 if parsing_npy is None else parsing_npy)
@@ -115,7 +115,7 @@ class Writer:
         uncropped_keypoints = person["keypoints"].copy()
         present = uncropped_keypoints[:, 1] != -1
         uncropped_keypoints[present, 1] += MARGIN
-      self.rows["uncropped"][split].append(annotations.format_annotation_row(defgan, uncropped_keypoints))
+      self.rows["uncropped"][split].append(annotation_csv.format_annotation_row(defgan, uncropped_keypoints))
       if self.with_lip:
         # A parser run on the 256x256 originals gives 256x256 maps: the builder crops them too.
         lip256 = np.zeros((HEIGHT, WIDTH + 2 * MARGIN), np.uint8)
@@ -153,7 +153,7 @@ def make_committed_fixtures(root: pathlib.Path) -> None:
   # A: two good views, and a third whose file is missing.
   a = [w.person("train", render(0, j), "WOMEN", "Blouses_Shirts", 6350, 4, VIEWS[j]) for j in range(2)]
   a_missing = flat_name("WOMEN", "Blouses_Shirts", 6350, 4, "3back")
-  w.rows["resized"]["train"].append(annotations.format_annotation_row(a_missing, render(0, 2)["keypoints"]))
+  w.rows["resized"]["train"].append(annotation_csv.format_annotation_row(a_missing, render(0, 2)["keypoints"]))
   train_groups.append(a + [a_missing])
   defgan_groups["train"].append([w.defgan_names[n] for n in a])
 
@@ -168,7 +168,7 @@ def make_committed_fixtures(root: pathlib.Path) -> None:
   save_jpeg(root / "fashion_resize/train" / b3, b3_person["image"])
   data = (root / "fashion_resize/train" / b3).read_bytes()
   (root / "fashion_resize/train" / b3).write_bytes(data[:len(data) // 2])  # a download cut off halfway
-  w.rows["resized"]["train"].append(annotations.format_annotation_row(b3, b3_person["keypoints"]))
+  w.rows["resized"]["train"].append(annotation_csv.format_annotation_row(b3, b3_person["keypoints"]))
   train_groups.append([b1, b2, b3])
   defgan_groups["train"].append([w.defgan_names[b1], w.defgan_names[b2]])
 
@@ -186,7 +186,7 @@ def make_committed_fixtures(root: pathlib.Path) -> None:
   c4_person = synthetic.render(synthetic.sample_identity(synthetic.identity_rng(SEED, 2)),
                                synthetic.sample_pose(synthetic.pose_rng(SEED, 2, 3)), 128, 88)
   save_jpeg(root / "fashion_resize/train" / c4, c4_person["image"])
-  w.rows["resized"]["train"].append(annotations.format_annotation_row(c4, c4_person["keypoints"] * 2))
+  w.rows["resized"]["train"].append(annotation_csv.format_annotation_row(c4, c4_person["keypoints"] * 2))
   train_groups.append([c1, c2, c4])
   defgan_groups["train"].append([w.defgan_names[c1], w.defgan_names[c2]])
 
@@ -202,7 +202,7 @@ def make_committed_fixtures(root: pathlib.Path) -> None:
                 parsing_npy=bad_labels, parsing_lip=lip_bad)
   d3 = flat_name("MEN", "Tees_Tanks", 4321, 3, "3back")
   (root / "fashion_resize/train" / d3).write_bytes(b"<html>403 Forbidden</html>\n")
-  w.rows["resized"]["train"].append(annotations.format_annotation_row(d3, render(3, 2)["keypoints"]))
+  w.rows["resized"]["train"].append(annotation_csv.format_annotation_row(d3, render(3, 2)["keypoints"]))
   train_groups.append([d1, d2, d3])
 
   # Malformed rows (no files): wrong separator, 17 values, a non-numeric value;
@@ -210,11 +210,11 @@ def make_committed_fixtures(root: pathlib.Path) -> None:
   e = [flat_name("WOMEN", "Skirts", 5555, 1, v) for v in VIEWS[:3]]
   e_points = render(4, 0)["keypoints"]
   extra_rows = [
-      annotations.format_annotation_row(e[0], e_points).replace(":", ",", 2),
-      annotations.format_annotation_row(e[1], e_points[:17]),
-      annotations.format_annotation_row(e[2], e_points).replace(f"[{e_points[0, 0]},", "[nan,", 1),
-      annotations.format_annotation_row(a[0], render(0, 0)["keypoints"]),
-      annotations.format_annotation_row("img_00001.jpg", e_points),
+      annotation_csv.format_annotation_row(e[0], e_points).replace(":", ",", 2),
+      annotation_csv.format_annotation_row(e[1], e_points[:17]),
+      annotation_csv.format_annotation_row(e[2], e_points).replace(f"[{e_points[0, 0]},", "[nan,", 1),
+      annotation_csv.format_annotation_row(a[0], render(0, 0)["keypoints"]),
+      annotation_csv.format_annotation_row("img_00001.jpg", e_points),
   ]
   train_groups.append(e)
   save_jpeg(root / "fashion_resize/train/stray_unannotated.jpg", np.full((16, 16, 3), 200, np.uint8))

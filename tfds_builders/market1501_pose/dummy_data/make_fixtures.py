@@ -16,7 +16,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from jaxpose.data import annotations
+from jaxpose.data import annotation_csv
 from jaxpose.data import synthetic
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -53,7 +53,7 @@ def main() -> None:
     save_jpeg(root / f"bounding_box_{split}" / name, person["image"])
     save_png(root / "parsing_lip" / split / name.replace(".jpg", ".png"),
              person["parsing"] if lip is None else lip)
-    rows[split].append(annotations.format_annotation_row(name, person["keypoints"] if keypoints is None else keypoints))
+    rows[split].append(annotation_csv.format_annotation_row(name, person["keypoints"] if keypoints is None else keypoints))
     return name
 
   # 0002: three good images; the first has its left ankle below the image (y = 130 >= 128).
@@ -70,19 +70,19 @@ def main() -> None:
   save_jpeg(root / "bounding_box_train" / truncated, render(7, 2)["image"])
   data = (root / "bounding_box_train" / truncated).read_bytes()
   (root / "bounding_box_train" / truncated).write_bytes(data[:len(data) // 2])
-  rows["train"].append(annotations.format_annotation_row(truncated, render(7, 2)["keypoints"]))
+  rows["train"].append(annotation_csv.format_annotation_row(truncated, render(7, 2)["keypoints"]))
   g0007.append(truncated)
   # 0010: one good image, one 256x128 (an upscaled copy), one missing, one row with 17 values.
   g0010 = [good("train", "0010_c1s1_002301_02.jpg", render(10, 0))]
   wrong_size = "0010_c2s1_002351_01.jpg"
   big = render(10, 1, 256, 128)
   save_jpeg(root / "bounding_box_train" / wrong_size, big["image"])
-  rows["train"].append(annotations.format_annotation_row(wrong_size, big["keypoints"]))
+  rows["train"].append(annotation_csv.format_annotation_row(wrong_size, big["keypoints"]))
   missing = "0010_c3s1_002401_01.jpg"
-  rows["train"].append(annotations.format_annotation_row(missing, render(10, 2)["keypoints"]))
+  rows["train"].append(annotation_csv.format_annotation_row(missing, render(10, 2)["keypoints"]))
   short = "0010_c4s1_002451_01.jpg"
   points = render(10, 3)["keypoints"]
-  rows["train"].append(annotations.format_annotation_row(short, points[:17]))
+  rows["train"].append(annotation_csv.format_annotation_row(short, points[:17]))
   g0010 += [wrong_size, missing, short]
   # 0011: valid images whose LIP maps are bad (64x32; a label 20 of 20): skipped only by config lip.
   q = render(11, 1)
