@@ -10,7 +10,11 @@ and `import_checkpoint(kind, path) -> (model, variables)` for .pth files, kinds
 'adgan_generator', 'adgan_discriminator_pb', 'adgan_discriminator_pp',
 'patn_generator', 'patn_discriminator_pb', 'patn_discriminator_pp',
 'resnet_discriminator' (any in-channels), 'vgg19' / 'vgg16' (torchvision
-files), 'vgg_conv' (Gatys VGG19 of ADGAN's CX loss). Hyperparameters (widths,
+files), 'vgg_conv' (Gatys VGG19 of ADGAN's CX loss), and 'openpose_body'
+(CMU's OpenPose COCO body network from Hzzone's body_pose_model.pth or from a
+Keras .h5 such as pose-gan's pose_estimator.h5, read with h5py through
+jaxpose.io.keras_h5; `openpose_body_from_keras` probes its layer names and
+order). Hyperparameters (widths,
 n_res, n_blocks, norm, style_dim, ...) are inferred from the tensor shapes and
 key names, so reduced-width files import too.
 
@@ -69,7 +73,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpose.models import adgan
+from jaxpose.io import keras_h5
 from jaxpose.models import discriminator as discriminator_lib
+from jaxpose.models import openpose as openpose_lib
 from jaxpose.models import patn
 from jaxpose.models import vgg as vgg_lib
 
@@ -80,12 +86,15 @@ _TO_FLAX = {
     "conv_transpose": lambda w: np.transpose(w, (2, 3, 0, 1)),   # (I, O, kh, kw) -> (kh, kw, I, O)
     "linear": lambda w: np.transpose(w),                         # (out, in) -> (in, out)
     "vector": lambda w: w,
+    # Keras 2 stores conv kernels (kh, kw, in, out) already: tables for Keras files use this kind.
+    "keras_conv": lambda w: w,
 }
 _TO_TORCH = {
     "conv": lambda w: np.transpose(w, (3, 2, 0, 1)),
     "conv_transpose": lambda w: np.transpose(w, (2, 3, 0, 1)),
     "linear": lambda w: np.transpose(w),
     "vector": lambda w: w,
+    "keras_conv": lambda w: w,
 }
 
 
@@ -604,6 +613,215 @@ def infer_patn_generator_hparams_from_variables(variables: Mapping[str, Any]) ->
 
 
 # ----------------------------------------------------------------------------
+# OpenPose COCO body network (CMU's weights as Hzzone's .pth or pose-gan's Keras .h5)
+
+# michalfaber's later Keras graphs (the ones with the Lambda normalisation layer)
+# call stage 1 `Mconv{1..5}_stage1_L{b}` instead of caffe's `conv5_{1..5}_CPM_L{b}`.
+_KERAS_STAGE1_ALIAS = re.compile(r"Mconv([1-5])_stage1_L([12])")
+_OPENPOSE_NAME = re.compile(r"conv\d_\d|conv4_[34]_CPM|conv5_[1-5]_CPM_L[12]|Mconv[1-7]_stage\d+_L[12]")
+
+
+class CheckpointLayoutError(StateDictMismatchError):
+  """A file's tensors do not fit the model; the message lists the problems and then what the file holds."""
+
+  def __init__(self, source: str, problems: Sequence[str], holds: str):
+    super().__init__(source, problems)
+    self.holds = holds
+    ValueError.__init__(self, f"{self.args[0]}\nWhat the file holds:\n{holds}")
+
+
+def openpose_body_table(model: openpose_lib.OpenPoseBody, *, keras: bool = False) -> list[Entry]:
+  """Caffe layer names <-> `params[<name>]`.
+
+  File keys are `<name>.weight` (OIHW) / `<name>.bias`, as in Hzzone's
+  body_pose_model.pth, or with keras `<name>/kernel` (HWIO) / `<name>/bias`,
+  the names `openpose_body_from_keras` gives a Keras file's arrays.
+  """
+  table = []
+  for spec in model.conv_specs():
+    if keras:
+      table += [Entry(f"{spec.name}/kernel", "params", (spec.name, "kernel"), "keras_conv"),
+                Entry(f"{spec.name}/bias", "params", (spec.name, "bias"), "vector")]
+    else:
+      table += _conv(spec.name, "params", (spec.name,))
+  return table
+
+
+def _openpose_hparams_from_channels(channels: Mapping[str, tuple[int, int]], source: str) -> dict[str, Any]:
+  """OpenPoseBody kwargs from {caffe conv name: (in channels, out channels)}."""
+  needed = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_3_CPM", "conv4_4_CPM", "conv5_1_CPM_L1",
+            "conv5_4_CPM_L1", "conv5_5_CPM_L1", "conv5_5_CPM_L2"]
+  missing = [name for name in needed if name not in channels]
+  if missing:
+    raise StateDictMismatchError(source, [f"missing conv {name} (needed to infer the architecture)"
+                                          for name in missing])
+  num_stages = 1
+  while f"Mconv1_stage{num_stages + 1}_L1" in channels:
+    num_stages += 1
+  out = {name: channels[name][1] for name in needed}
+  return dict(backbone_widths=(out["conv1_1"], out["conv2_1"], out["conv3_1"], out["conv4_1"]),
+              cpm_widths=(out["conv4_3_CPM"], out["conv4_4_CPM"]), stage_width=out["conv5_1_CPM_L1"],
+              stage1_hidden=out["conv5_4_CPM_L1"], num_stages=num_stages, num_pafs=out["conv5_5_CPM_L1"],
+              num_heatmaps=out["conv5_5_CPM_L2"])
+
+
+def infer_openpose_body_hparams(state_dict: Mapping[str, Any], source: str = "OpenPose state_dict"
+                                ) -> dict[str, Any]:
+  """OpenPoseBody constructor kwargs read off the OIHW shapes of a body_pose_model.pth-style state_dict."""
+  sd = strip_module_prefix(state_dict)
+  channels = {key[:-len(".weight")]: (np.shape(v)[1], np.shape(v)[0]) for key, v in sd.items()
+              if key.endswith(".weight") and np.ndim(v) == 4}
+  return _openpose_hparams_from_channels(channels, source)
+
+
+def openpose_body_variables(state_dict: Mapping[str, Any], model: openpose_lib.OpenPoseBody, *,
+                            source: str = "OpenPose state_dict") -> dict:
+  """Hzzone's body_pose_model.pth state_dict (184 OIHW tensors by caffe name) -> {'params': ...}."""
+  return state_dict_to_variables(state_dict, openpose_body_table(model), openpose_lib.abstract_variables(model),
+                                 source=source)
+
+
+def openpose_body_state_dict(variables: Mapping[str, Any], model: openpose_lib.OpenPoseBody | None = None
+                             ) -> dict[str, np.ndarray]:
+  """Flax variables -> the body_pose_model.pth layout (`conv1_1.weight` OIHW, ...), e.g. for test fixtures."""
+  if model is None:
+    model = openpose_lib.OpenPoseBody(**_openpose_hparams_from_channels(
+        {name: tuple(np.shape(v["kernel"])[2:]) for name, v in variables["params"].items()}, "variables"))
+  return variables_to_state_dict({"params": variables["params"]}, openpose_body_table(model))
+
+
+def _keras_arrays(layer: keras_h5.KerasLayer, name: str, backend: str) -> dict[str, np.ndarray]:
+  """A Keras conv layer's arrays keyed `<name>/kernel`, `<name>/bias` (other weights keep their short name)."""
+  out = {}
+  for short, array in zip(layer.short_names, layer.arrays):
+    # Keras 2 names them kernel/bias; Keras 1 `<layer>_W` / `<layer>_b`.
+    if short == "kernel" or short == "W" or short.endswith("_W"):
+      role = "kernel"
+    elif short == "bias" or short == "b" or short.endswith("_b"):
+      role = "bias"
+    else:
+      role = short
+    if role == "kernel" and backend == "theano" and array.ndim == 4:
+      # What Keras' own loader does with a Theano file (convert_kernel): Theano convolves, TF correlates.
+      array = array[::-1, ::-1]
+    out[f"{name}/{role}"] = array
+  return out
+
+
+def _openpose_keras_orders(num_layers: int) -> list[tuple[str, list[str]]]:
+  """Candidate caffe names for weighted layers in a file's recorded order, when its names are unknown.
+
+  Keras records a functional model's layers by depth; the two branches of a
+  stage may then alternate, or follow one another. Each candidate is checked
+  against the shapes afterwards, and only an unambiguous match is used.
+  """
+  rest = num_layers - len(openpose_lib.backbone_names()) - 10
+  if rest < 0 or rest % 14:
+    return []
+  stages = 1 + rest // 14
+  orders = []
+  for label, first, interleave in (("branch 1 then branch 2 per stage", 1, False),
+                                   ("branch 2 then branch 1 per stage", 2, False),
+                                   ("branches alternating by depth, branch 1 first", 1, True),
+                                   ("branches alternating by depth, branch 2 first", 2, True)):
+    names = list(openpose_lib.backbone_names())
+    for stage in range(1, stages + 1):
+      a, b = openpose_lib.stage_names(stage, first), openpose_lib.stage_names(stage, 3 - first)
+      names += [n for pair in zip(a, b) for n in pair] if interleave else a + b
+    orders.append((label, names))
+  return orders
+
+
+def _openpose_from_named_arrays(arrays: Mapping[str, np.ndarray], source: str
+                                ) -> tuple[openpose_lib.OpenPoseBody, dict]:
+  channels = {key[:-len("/kernel")]: (np.shape(v)[2], np.shape(v)[3]) for key, v in arrays.items()
+              if key.endswith("/kernel") and np.ndim(v) == 4}
+  model = openpose_lib.OpenPoseBody(**_openpose_hparams_from_channels(channels, source))
+  variables = state_dict_to_variables(arrays, openpose_body_table(model, keras=True),
+                                      openpose_lib.abstract_variables(model), source=source)
+  return model, variables
+
+
+def openpose_body_from_keras(weights: keras_h5.KerasWeightsFile, *, source: str | None = None
+                             ) -> tuple[openpose_lib.OpenPoseBody, dict]:
+  """A Keras OpenPose file (pose-gan's pose_estimator.h5, michalfaber's model.h5) -> (model, variables).
+
+  The layout of pose_estimator.h5 is not documented anywhere we could check,
+  so the layers are probed: first by name (caffe's, or michalfaber's later
+  `Mconv{i}_stage1_L{b}` for stage 1); if no layer has such a name, by the
+  recorded layer order, trying the orders Keras can record the two branches
+  in and keeping the one whose shapes all fit (a warning says so). Weightless
+  layers (Input, Activation, pooling, Concatenate, a Lambda normalisation) are
+  ignored. Anything else raises `CheckpointLayoutError`, which lists every
+  problem and then what the file holds.
+  """
+  source = source or f"{weights.path} (openpose_body)"
+  weighted = weights.weighted_layers()
+  named = {}
+  for layer in weighted:
+    alias = _KERAS_STAGE1_ALIAS.fullmatch(layer.name)
+    named[f"conv5_{alias.group(1)}_CPM_L{alias.group(2)}" if alias else layer.name] = layer
+  if any(_OPENPOSE_NAME.fullmatch(name) for name in named):
+    arrays = {}
+    for name, layer in named.items():
+      arrays.update(_keras_arrays(layer, name, weights.backend))
+    try:
+      return _openpose_from_named_arrays(arrays, source)
+    except StateDictMismatchError as e:
+      raise CheckpointLayoutError(source, e.problems, weights.describe()) from None
+  if not weights.layer_order_recorded:
+    raise CheckpointLayoutError(source, ["no layer has an OpenPose (caffe) name, and the file records no "
+                                         "layer order (no 'layer_names' attribute) to match them by"],
+                                weights.describe())
+  orders = _openpose_keras_orders(len(weighted))
+  if not orders:
+    raise CheckpointLayoutError(
+        source, [f"no layer has an OpenPose (caffe) name, and its {len(weighted)} layers with weights are not "
+                 "12 + 10 + 14k, the convs of an OpenPose body network with k + 1 stages"], weights.describe())
+  fits, failures = [], []
+  for label, names in orders:
+    arrays = {}
+    for name, layer in zip(names, weighted):
+      arrays.update(_keras_arrays(layer, name, weights.backend))
+    try:
+      model, variables = _openpose_from_named_arrays(arrays, source)
+    except StateDictMismatchError as e:
+      failures.append(f"by recorded order ({label}): {len(e.problems)} problems, first: {e.problems[0]}")
+      continue
+    # Shapes alone cannot tell the branches apart (swapping them swaps 38 and 19 consistently):
+    # branch 1 is the one with the 38 PAF channels.
+    if (model.num_pafs, model.num_heatmaps) != (openpose_lib.NUM_PAFS, openpose_lib.NUM_HEATMAPS):
+      failures.append(f"by recorded order ({label}): branch 1 would output {model.num_pafs} channels, "
+                      f"branch 2 {model.num_heatmaps} (expected {openpose_lib.NUM_PAFS} PAFs, "
+                      f"{openpose_lib.NUM_HEATMAPS} confidence maps)")
+      continue
+    fits.append((label, names, (model, variables)))
+  if len(fits) != 1:
+    reason = (["no layer has an OpenPose (caffe) name, and no order of its layers fits the network's shapes:"]
+              + failures if not fits else
+              [f"layer names unknown and {len(fits)} orders fit the shapes ({', '.join(f[0] for f in fits)}): "
+               "ambiguous"])
+    raise CheckpointLayoutError(source, reason, weights.describe())
+  label, names, result = fits[0]
+  logging.warning("%s: no layer has an OpenPose (caffe) name; matched the %d convs by the recorded layer order "
+                  "(%s) and their shapes: %s", source, len(names), label,
+                  ", ".join(f"{layer.name}->{name}" for layer, name in zip(weighted, names)))
+  return result
+
+
+def import_openpose_body(path: str) -> tuple[openpose_lib.OpenPoseBody, dict]:
+  """body_pose_model.pth (torch-free reader) or a Keras .h5 (h5py), told apart by content -> (model, variables)."""
+  source = f"{path} (openpose_body)"
+  if keras_h5.is_hdf5(path):
+    model, variables = openpose_body_from_keras(keras_h5.read_keras_h5(path), source=source)
+  else:
+    state_dict = _load_state_dict(path)
+    model = openpose_lib.OpenPoseBody(**infer_openpose_body_hparams(state_dict, source))
+    variables = openpose_body_variables(state_dict, model, source=source)
+  return model, variables
+
+
+# ----------------------------------------------------------------------------
 # Files
 
 
@@ -613,7 +831,8 @@ def _load_state_dict(path: str) -> dict[str, np.ndarray]:
 
 
 KINDS = ("adgan_generator", "adgan_discriminator_pb", "adgan_discriminator_pp", "patn_generator",
-         "patn_discriminator_pb", "patn_discriminator_pp", "resnet_discriminator", "vgg19", "vgg16", "vgg_conv")
+         "patn_discriminator_pb", "patn_discriminator_pp", "resnet_discriminator", "vgg19", "vgg16", "vgg_conv",
+         "openpose_body")
 
 
 def import_checkpoint(kind: str, path: str) -> tuple[Any, dict]:
@@ -626,7 +845,9 @@ def import_checkpoint(kind: str, path: str) -> tuple[Any, dict]:
   / 'patn_discriminator_pp' / 'resnet_discriminator' (`model.apply(v, x,
   train=False)`), 'vgg19' / 'vgg16' (torchvision files) or 'vgg_conv' (Gatys
   VGG19), the last three as (vgg.VGG, {'frozen': ...}) with
-  `model.apply(v, x, layers)`.
+  `model.apply(v, x, layers)`, or 'openpose_body' (`model.apply(v, bgr) ->
+  (pafs, heatmaps)`, jaxpose.models.openpose): Hzzone's body_pose_model.pth
+  or a Keras .h5 such as pose-gan's pose_estimator.h5, told apart by content.
 
   PATN's discriminators are ADGAN's `ResnetDiscriminator` (ADGAN took them from
   PATN); the Market ones use batch norm and come with their `batch_stats`.
@@ -636,6 +857,9 @@ def import_checkpoint(kind: str, path: str) -> tuple[Any, dict]:
   """
   if kind not in KINDS:
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+  if kind == "openpose_body":
+    model, variables = import_openpose_body(path)
+    return model, jax.tree.map(jnp.asarray, variables)
   state_dict = _load_state_dict(path)
   source = f"{path} ({kind})"
   if kind == "adgan_generator":
