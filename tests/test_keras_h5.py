@@ -40,6 +40,7 @@ def test_reads_both_keras_layouts_in_recorded_order(tmp_path, layout):
     weights.layer("conv9")
   with pytest.raises(KeyError, match="0 weights named 'gamma'"):
     conv.weight("gamma")
+  assert list(conv.as_dict()) == ["conv1_1/kernel:0", "conv1_1/bias:0"]
 
 
 def test_describe_lists_layers_shapes_and_attributes(tmp_path):

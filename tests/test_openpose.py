@@ -254,6 +254,23 @@ def test_keras_file_with_unknown_names_imports_by_recorded_order_and_shapes(tmp_
              for r in caplog.records)
 
 
+def test_full_size_keras_layers_import_by_name_and_by_order():
+  # What a full-size pose_estimator.h5 would hold, as read by keras_h5, without allocating 209 MB.
+  def layer(file_name, c_in, c_out, k):
+    return keras_h5.KerasLayer(file_name, (f"{file_name}/kernel:0", f"{file_name}/bias:0"),
+                               (np.broadcast_to(np.float32(0), (k, k, c_in, c_out)),
+                                np.broadcast_to(np.float32(0), (c_out,))))
+  for names in ("caffe", "anonymous"):
+    layers = [layer(name if names == "caffe" else f"conv2d_{i + 1}", c_in, c_out, k)
+              for i, (name, c_in, c_out, k) in enumerate(spec_layers())]
+    weights = keras_h5.KerasWeightsFile(path="pose_estimator.h5", layout="model", keras_version="2.1.2",
+                                        backend="tensorflow", layers=(keras_h5.KerasLayer("input_1", (), ()),
+                                                                      *layers), layer_order_recorded=True)
+    model, variables = convert.openpose_body_from_keras(weights)
+    assert model == openpose.OpenPoseBody()
+    assert jax.tree.map(np.shape, variables) == jax.tree.map(lambda x: x.shape, openpose.abstract_variables(model))
+
+
 def test_keras_file_that_does_not_fit_lists_what_it_holds(tmp_path):
   sd = random_state_dict(TOY_LAYERS, seed=8)
   sd["conv2_2.weight"] = sd["conv2_2.weight"][:, :, :1, :1]

@@ -116,6 +116,11 @@ class KerasLayer:
                      f"it holds {list(self.weight_names)}")
     return matches[0]
 
+  def as_dict(self) -> dict[str, np.ndarray]:
+    """{recorded weight name: array}: how to address the weights of a nested model, whose short names repeat
+    (a layer that is itself a Model records `conv2d_1/kernel:0`, `conv2d_2/kernel:0`, ...)."""
+    return dict(zip(self.weight_names, self.arrays))
+
   def describe(self) -> str:
     """'conv1_1: kernel:0 (3, 3, 3, 64) float32, bias:0 (64,) float32'."""
     if not self.arrays:
