@@ -68,6 +68,10 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   config.eval.fid_real_images = 0  # how many training images make FID's real set (0 = all)
   config.eval.vgg19_path = ""
   config.eval.ssim_pad_white = False  # also report DeepFashion papers' white-padded SSIM
+  # PCKh: OpenPose COCO body weights, pose-gan/PATN's pose_estimator.h5 or Hzzone's
+  # body_pose_model.pth (CMU licence, never shipped; docs/your_own_photos.md says where).
+  config.eval.pose_estimator_path = ""
+  config.eval.pose_estimator_protocol = "patn"  # PATN's PCKh; "original" = CMU's demo
 
   # --mode=generate (jaxpose/generate.py).
   config.generate = ml_collections.ConfigDict()

@@ -8,6 +8,7 @@ error, and each load returns one sentence for the log saying which weights are
 in use.
 
   load("vgg", path, deepest="relu4_2") -> FeatureNetwork(arch, module, variables, description)
+  load("openpose", path)                -> CMU's OpenPose body network (PCKh, users' photos)
 
 `CHECKPOINT_KINDS` are the feature-network kinds of
 `jaxpose.convert.import_checkpoint`.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+from jaxpose.models import openpose as openpose_lib
 from jaxpose.models import vgg as vgg_lib
 
 
@@ -39,8 +41,19 @@ def _vgg(path: str | None, *, deepest: str | None = None, arch_if_none: str = "v
   return FeatureNetwork(arch=arch, module=vgg_lib.VGG(arch=arch), variables=variables, description=description)
 
 
+def _openpose(path: str | None) -> FeatureNetwork:
+  """CMU's OpenPose COCO body network from body_pose_model.pth or a Keras .h5 (never shipped: CMU licence)."""
+  if not path:
+    raise FileNotFoundError("no OpenPose weights configured: OpenPose's CMU licence forbids shipping them; "
+                            "see docs/your_own_photos.md for where to get body_pose_model.pth or pose_estimator.h5")
+  module, variables = openpose_lib.import_file(path)
+  return FeatureNetwork(arch="openpose_body", module=module, variables=variables,
+                        description=f"OpenPose COCO body network from {path}")
+
+
 _LOADERS: dict[str, Callable[..., FeatureNetwork]] = {
     "vgg": _vgg,
+    "openpose": _openpose,
 }
 
 
@@ -66,4 +79,13 @@ CHECKPOINT_KINDS = {
     "vgg19": _vgg_kind("vgg19"),   # torchvision vgg19-dcbb9e9d.pth
     "vgg16": _vgg_kind("vgg16"),   # torchvision vgg16-397923af.pth
     "vgg_conv": _vgg_kind("vgg_conv"),  # Gatys VGG19 of ADGAN's CX loss
+    # Hzzone's body_pose_model.pth or a Keras .h5 (pose-gan's pose_estimator.h5), told apart by content;
+    # `model.apply(v, bgr) -> (pafs, heatmaps)`.
+    "openpose_body": lambda path: _jax_arrays(openpose_lib.import_file(path)),
 }
+
+
+def _jax_arrays(model_and_variables):
+  import jax  # pylint: disable=g-import-not-at-top
+  model, variables = model_and_variables
+  return model, jax.tree.map(jax.numpy.asarray, variables)

@@ -75,7 +75,7 @@ def test_without_weights_files_only_weight_free_metrics_and_lpips_run(caplog):
   assert len(is_lines) == 1 and "config.eval.inception_is_path" in is_lines[0]
   cx_lines = _messages(caplog, "CX skipped")
   assert len(cx_lines) == 1 and "vgg_conv.pth" in cx_lines[0] and "config.eval.vgg19_path" in cx_lines[0]
-  assert set(suite.skipped) == {"fid", "is", "cx"}
+  assert set(suite.skipped) == {"fid", "is", "cx", "pckh", "pckh_learned"}
 
 
 def test_missing_files_and_missing_inputs_are_reported_once(caplog, tmp_path):

@@ -30,12 +30,14 @@ TO_FLAX = {
     "conv_transpose": lambda w: np.transpose(w, (2, 3, 0, 1)),   # (I, O, kh, kw) -> (kh, kw, I, O)
     "linear": lambda w: np.transpose(w),                         # (out, in) -> (in, out)
     "vector": lambda w: w,
+    "keras_conv": lambda w: w,  # Keras 2 stores conv kernels as (kh, kw, in, out) already
 }
 TO_TORCH = {
     "conv": lambda w: np.transpose(w, (3, 2, 0, 1)),
     "conv_transpose": lambda w: np.transpose(w, (2, 3, 0, 1)),
     "linear": lambda w: np.transpose(w),
     "vector": lambda w: w,
+    "keras_conv": lambda w: w,
 }
 
 # At most this many problems are spelled out in one error; the rest are counted.
@@ -51,6 +53,16 @@ class StateDictMismatchError(ValueError):
     more = len(self.problems) - len(listed)
     super().__init__(f"{source}: {len(self.problems)} problem(s) between the weights and the model:\n  "
                      + "\n  ".join(listed) + (f"\n  ... and {more} more" if more > 0 else ""))
+
+
+class CheckpointLayoutError(StateDictMismatchError):
+  """A file's tensors do not fit the model; the message lists the problems, then what the file holds
+  (for formats whose layout is probed, e.g. Keras .h5 files)."""
+
+  def __init__(self, source: str, problems: Sequence[str], holds: str):
+    super().__init__(source, problems)
+    self.holds = holds
+    ValueError.__init__(self, f"{self.args[0]}\nWhat the file holds:\n{holds}")
 
 
 @dataclasses.dataclass(frozen=True)

