@@ -32,7 +32,6 @@ from jaxpose import pretrained as pretrained_lib
 from jaxpose import visualize
 from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import pipeline
-from jaxpose.io import torch_checkpoint
 from jaxpose.models import adgan as adgan_lib
 from jaxpose.models import vgg as vgg_lib
 from jaxpose.systems import base
@@ -40,14 +39,6 @@ from jaxpose.systems import dual_discriminator
 
 # The deepest loss-VGG layer with CX (relu3_2, relu4_2), and without it.
 CX_LAYERS = ("relu3_2", "relu4_2")
-
-
-def _generator_kind(path: str) -> tuple[Any, dict]:
-  """An official ADGAN `<epoch>_net_netG.pth` -> (ADGANGenerator, variables); hparams read off the shapes."""
-  state_dict = torch_checkpoint.load_state_dict(path)
-  source = f"{path} (adgan_generator)"
-  model = adgan_lib.ADGANGenerator(**adgan_lib.hparams_from_torch(state_dict, source))
-  return model, jax.tree.map(jnp.asarray, adgan_lib.from_torch(state_dict, model, source=source))
 
 
 def _is_official_file(path: str) -> bool:
@@ -115,7 +106,9 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
 
   @classmethod
   def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
-    return {**super().checkpoint_kinds(), "adgan_generator": _generator_kind,
+    generator = dual_discriminator.torch_generator_kind(
+        "adgan_generator", adgan_lib.ADGANGenerator, adgan_lib.hparams_from_torch, adgan_lib.from_torch)
+    return {**super().checkpoint_kinds(), "adgan_generator": generator,
             "adgan_discriminator_pb": dual_discriminator.discriminator_kind("adgan_discriminator_pb", "pb"),
             "adgan_discriminator_pp": dual_discriminator.discriminator_kind("adgan_discriminator_pp", "pp")}
 
