@@ -30,7 +30,7 @@ The discriminator (`make_discriminator`, disc_type 'call') sees concat(x_a,
 H_a, x_b, H_b) (42 channels): Conv2D(4x4, s2, valid, bias) with NO activation,
 three down blocks (128, 256, 512, with norm), a last down block to 1 channel
 without norm. It returns the LOGITS (the official applies a sigmoid and
-flattens; the sigmoid belongs in a stable BCE, `jaxpose.losses_defgan`):
+flattens; the sigmoid belongs in a stable BCE, `losses.bce_discriminator_loss`):
 3x1 patches at 128x64, 7x7 at 256x256.
 
 SDGAN (Lin, Yu, Geng; "Stacked deformable GAN for pose-based person image
