@@ -786,8 +786,8 @@ def _check_against_model(model: DefGANGenerator, variables: dict, source: str) -
   image = jax.ShapeDtypeStruct((1, size, size, model.image_channels), jnp.float32)
   pose = jax.ShapeDtypeStruct((1, size, size, model.pose_channels), jnp.float32)
   warps = ((jax.ShapeDtypeStruct((1, 10, 8), jnp.float32), jax.ShapeDtypeStruct((1, 10, size, size), jnp.float32))
-           if model.warp_skip == "mask" else (None, None))
-  abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), image, pose, pose, *warps))
+           if model.warp_skip == "mask" else ())
+  abstract = jax.eval_shape(lambda *inputs: model.init(jax.random.key(0), *inputs), image, pose, pose, *warps)
   want = {p: tuple(x.shape) for p, x in sd_lib.leaves(dict(abstract)).items()}
   have = {p: tuple(np.shape(x)) for p, x in sd_lib.leaves(variables).items()}
   if want != have:
