@@ -16,7 +16,8 @@ One training step, as the official `gan/train.py` with training_ratio 1
 
   1. the discriminator on its OWN freshly drawn batch (the engine's first):
      -mean log D(real) - mean log(1 - D(G(x))), the fakes from the current
-     generator in training mode (dropout on, as Keras' learning phase 1);
+     generator in training mode (dropout on, as Keras' learning phase 1),
+     times `config.loss.gan` (1 in every recipe; SDGAN's code weights it);
   2. then the generator on the second batch, against the UPDATED
      discriminator: gan * (-mean log D(G(x))) + l1 * reconstruction, the
      reconstruction being mean |G(x) - x_b|, or the nearest-neighbour loss
