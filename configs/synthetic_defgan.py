@@ -28,14 +28,14 @@ def synthetic_sections(config) -> None:
   config.data.image_size = (64, 32)
   config.data.heatmap_sigma = 3.0  # Market's 6 at half size
   config.batch_size = 4
-  config.num_train_steps = 1000
+  config.num_train_steps = 700
   config.generator.encoder_widths = (16, 32, 64, 64, 64)
   config.generator.decoder_widths = (64, 64, 32, 16, 3)
   config.discriminator.widths = (16, 32, 64)  # 64x32 allows four stride-2 convs
   # As the other synthetic configs: 5x the official rate, then a linear decay.
   config.optim.learning_rate = 1e-3
-  config.optim.constant_steps = 700
-  config.optim.decay_steps = 300
+  config.optim.constant_steps = 500
+  config.optim.decay_steps = 200
 
 
 def tiny_sections(config) -> None:
