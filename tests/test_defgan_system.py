@@ -143,6 +143,8 @@ def test_sdgan_generates_and_shows_three_scales(tiny_data_dir):
     state = _state(system, batch)
     outputs = jax.jit(system.generate)(state.nets, _device(system, batch))
     assert [outputs[k].shape[1:3] for k in ("image", "image_half", "image_quarter")] == sizes
+    # One shared D: on all three (full-size) outputs as the released code, on the full image for 'paper'.
+    assert [d.shape[1:3] for d in system.discriminated(outputs)] == [(32, 24)] * (3 if variant == "released" else 1)
     columns = system.sample_columns(jax.device_get(outputs))
     assert list(columns) == ["full", "1/2 scale", "1/4 scale"]
     assert all(np.shape(v) == (2, 32, 24, 3) for v in columns.values())
