@@ -56,7 +56,7 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str) -> tuple[sys
   path = config.generate.checkpoint or workdir
   system_cls = systems.get(config.model)
   wanted = system_cls.generation_networks
-  if path.endswith(".pth"):
+  if system_cls.is_official_file(path):
     nets, origin = system_cls.read_official(config, path, wanted)
     origin = f"official checkpoint {origin}"
   else:

@@ -1,8 +1,10 @@
 """Training losses as small pure functions on arrays (NHWC feature maps, scalars out).
 
 The definitions follow the official ADGAN/PATN code (shared/reference/adgan.md
-section 3, peers.md 1.3); each is tested alone against an independent numpy
-reference in tests/test_losses.py. Weights (lambda_*) are applied by the caller.
+section 3, peers.md 1.3) and Deformable GAN's Keras code (peers.md 2.4: the
+BCE terms on logits, the nearest-neighbour loss); each is tested alone against
+an independent numpy reference in tests/test_losses.py. Weights (lambda_*) are
+applied by the caller.
 """
 
 from __future__ import annotations
@@ -119,6 +121,55 @@ def contextual_loss(target_features: jax.Array, generated_features: jax.Array,
     chunk_fn = jax.checkpoint(functools.partial(_cx_chunk, target_normed=t, sigma=sigma, b=b))
     max_over_generated = jnp.max(jax.lax.map(chunk_fn, chunks), axis=0)
   return jnp.mean(-jnp.log(jnp.mean(max_over_generated, axis=-1)))
+
+
+def bce_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Deformable GAN's D loss: -mean log D(real) - mean log(1 - D(fake)), D = sigmoid(logits).
+
+  real_logits, fake_logits: any shapes (e.g. (B, h, w, 1) patches) -> scalar.
+  The official takes log(D + 1e-7) of the sigmoid output; the log-sigmoid
+  form gives the same values without that floor (which only caps a term at
+  -log(1e-7) ~ 16.1 for a saturated D) and never overflows.
+  """
+  return (jnp.mean(jax.nn.softplus(-real_logits.astype(jnp.float32)))
+          + jnp.mean(jax.nn.softplus(fake_logits.astype(jnp.float32))))
+
+
+def bce_generator_loss(fake_logits: jax.Array) -> jax.Array:
+  """Deformable GAN's adversarial G term: -mean log D(fake), D = sigmoid(logits) (non-saturating) -> scalar."""
+  return jnp.mean(jax.nn.softplus(-fake_logits.astype(jnp.float32)))
+
+
+def nearest_neighbour_loss(generated: jax.Array, reference: jax.Array, area: int) -> jax.Array:
+  """Deformable GAN's `nn_loss(reference, target=generated, (area, area))`, averaged.
+
+  For each generated pixel, the smallest L1 distance (summed over channels)
+  to the reference's pixels in the area x area window around the same
+  position; the reference is padded with -10000, so positions off the image
+  never win. The mean over batch and pixels is returned (Keras averages the
+  loss map).
+
+  Args:
+    generated: (B, H, W, C) generated images or features.
+    reference: (B, H, W, C) the real ones (gradients flow into both).
+    area: odd window side n (1 is the per-pixel channel-summed L1).
+
+  Returns:
+    scalar float32.
+  """
+  if generated.shape != reference.shape or generated.ndim != 4:
+    raise ValueError(f"generated and reference must be equal (B, H, W, C) shapes, got {generated.shape} "
+                     f"and {reference.shape}")
+  if area < 1 or area % 2 == 0:
+    raise ValueError(f"area must be an odd window side >= 1 (the official pads n // 2 on each side), got {area}")
+  _, height, width, _ = generated.shape
+  pad = area // 2
+  generated = generated.astype(jnp.float32)
+  padded = jnp.pad(reference.astype(jnp.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)),
+                   constant_values=-10000.0)
+  distances = [jnp.sum(jnp.abs(padded[:, i:i + height, j:j + width] - generated), axis=-1)
+               for i in range(area) for j in range(area)]
+  return jnp.mean(jnp.min(jnp.stack(distances), axis=0))
 
 
 GAN_LOSSES = {"lsgan": lsgan_loss, "bce": bce_gan_loss}

@@ -192,7 +192,7 @@ def init_networks(config, system_cls: type[systems.System]) -> tuple[str, ...]:
 def load_init_weights(config, system_cls: type[systems.System]) -> tuple[dict, str]:
   """Weights for a weights-only start: ({network: variables}, origin).
 
-  `config.init_from` may be an official generator file (`.pth`; its sibling
+  `config.init_from` may be an official generator file (`System.is_official_file`; its sibling
   discriminator files are used when present), one of our run or step
   directories, or a `python -m jaxpose.convert` output.
   """
@@ -200,7 +200,7 @@ def load_init_weights(config, system_cls: type[systems.System]) -> tuple[dict, s
   if not os.path.exists(path):
     raise FileNotFoundError(f"config.init_from={path!r} does not exist")
   wanted = init_networks(config, system_cls)
-  if path.endswith(".pth"):
+  if system_cls.is_official_file(path):
     weights, origin = system_cls.read_official(config, path, wanted)
   else:
     weights, origin = checkpoints.read_weights(path)
@@ -445,10 +445,10 @@ def _round_up(n: int, multiple: int) -> int:
 def _write_samples(workdir, step, writer, engine: Engine, state, batch, mesh, config) -> None:
   device_batch = sharding_lib.to_global_arrays(
       evaluation.process_slice(_host_batch(batch, engine.batch_keys), mesh), mesh)
-  generated = visualize.to_uint8(jax.device_get(engine.generate(state.nets, device_batch)["image"]))
+  columns = engine.system.sample_columns(jax.device_get(engine.generate(state.nets, device_batch)))
   grid = visualize.transfer_grid(visualize.to_uint8(batch["source_image"]), batch["source_keypoints"],
-                                 batch["target_keypoints"], generated, visualize.to_uint8(batch["target_image"]),
-                                 num=config.num_samples)
+                                 batch["target_keypoints"], {k: visualize.to_uint8(v) for k, v in columns.items()},
+                                 visualize.to_uint8(batch["target_image"]), num=config.num_samples)
   writer.write_images(step, {"samples": grid[None]})
   if jax.process_index() == 0:
     path = visualize.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)

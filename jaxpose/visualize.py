@@ -137,13 +137,18 @@ def pair_grid(examples: Mapping[str, np.ndarray], label_set: str, num: int = 8) 
 
 def transfer_grid(source_image, source_keypoints, target_keypoints, generated, target_image,
                   num: int = 8) -> np.ndarray:
-  """Training samples: source | source pose | target pose | generated | target (uint8)."""
+  """Training samples: source | source pose | target pose | generated | target (uint8).
+
+  `generated` is (B, H, W, 3) or {column title: (B, h, w, 3)} for several
+  generated columns (e.g. SDGAN's scales).
+  """
+  columns = generated if isinstance(generated, Mapping) else {"generated": generated}
   rows = []
   for i in range(min(num, len(source_image))):
     h, w = source_image[i].shape[:2]
-    rows.append([source_image[i], pose_image(source_keypoints[i], h, w),
-                 pose_image(target_keypoints[i], h, w), generated[i], target_image[i]])
-  return grid(rows, column_titles=["source", "src pose", "tgt pose", "generated", "target"])
+    rows.append([source_image[i], pose_image(source_keypoints[i], h, w), pose_image(target_keypoints[i], h, w)]
+                + [images[i] for images in columns.values()] + [target_image[i]])
+  return grid(rows, column_titles=["source", "src pose", "tgt pose", *columns, "target"])
 
 
 def loss_curves(history: Sequence[Mapping[str, float]], path: str,

@@ -105,3 +105,38 @@ def test_imagenet_normalize():
   x = np.array([[-1.0, 0.0, 1.0]], np.float32)
   expected = ((x + 1) / 2 - np.array(losses.IMAGENET_MEAN)) / np.array(losses.IMAGENET_STD)
   np.testing.assert_allclose(np.asarray(losses.imagenet_normalize(x)), expected, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Deformable GAN's losses (official conditional_gan.py; numpy reference in numpy_reference_defgan.py)
+
+
+def test_nearest_neighbour_loss_matches_numpy():
+  import numpy_reference_defgan as ref  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(6)
+  generated = rng.normal(size=(2, 7, 5, 3)).astype(np.float32)
+  reference = rng.normal(size=(2, 7, 5, 3)).astype(np.float32)
+  for area in (1, 3, 5):
+    np.testing.assert_allclose(losses.nearest_neighbour_loss(generated, reference, area),
+                               ref.nn_loss(generated.astype(np.float64), reference.astype(np.float64), area),
+                               rtol=1e-5)
+  # Area 1 is the per-pixel L1 summed over channels; a reference shifted by one pixel is (almost) free at area 3.
+  np.testing.assert_allclose(losses.nearest_neighbour_loss(generated, reference, 1),
+                             np.abs(generated - reference).sum(-1).mean(), rtol=1e-5)
+  assert float(losses.nearest_neighbour_loss(generated, generated, 3)) == 0
+  shifted = np.roll(generated, 1, axis=2)
+  assert (float(losses.nearest_neighbour_loss(generated, shifted, 3))
+          < 0.25 * float(losses.nearest_neighbour_loss(generated, shifted, 1)))
+  with pytest.raises(ValueError, match="odd"):
+    losses.nearest_neighbour_loss(generated, reference, 2)
+
+
+def test_deformable_gan_bce_losses_on_logits():
+  real = jnp.array([[2.0, -1.0], [0.5, 30.0]])
+  fake = jnp.array([[-3.0, 0.0], [1.0, -40.0]])
+  expected_d = -np.mean(np.log(jax.nn.sigmoid(real))) - np.mean(np.log(1 - jax.nn.sigmoid(fake)))
+  np.testing.assert_allclose(losses.bce_discriminator_loss(real, fake), expected_d, rtol=1e-5)
+  np.testing.assert_allclose(losses.bce_generator_loss(fake), -np.mean(np.log(jax.nn.sigmoid(fake))), rtol=1e-5)
+  # Stable where the probability form overflows.
+  assert np.isfinite(float(losses.bce_discriminator_loss(jnp.array([-200.0]), jnp.array([200.0]))))
+  assert float(losses.bce_generator_loss(jnp.array([-200.0]))) == pytest.approx(200.0)

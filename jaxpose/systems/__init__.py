@@ -30,6 +30,8 @@ The contract (`jaxpose.systems.base.System`):
                                   including host-side extra inputs (warps).
     load_pretrained(config)       frozen feature networks, loaded by name
                                   through `jaxpose.pretrained`.
+    is_official_file(path)        whether init_from / generate.checkpoint is an
+                                  official file (default: `.pth`).
     checkpoint_kinds()            {kind: path -> (Flax module, variables)},
                                   the official-file importers.
     read_official(config, path)   an official generator file (and its sibling
@@ -45,6 +47,8 @@ The contract (`jaxpose.systems.base.System`):
                                   learning rate.
     generate(nets, batch)         -> {'image': (B, H, W, 3) in [-1, 1], ...}.
     loss_panels()                 the panels of loss_curves.png.
+    sample_columns(outputs)       {title: images} of `generate`'s outputs in the
+                                  sample grids (default: 'generated').
     generation_pictures(...)      extra pictures of --mode=generate (ADGAN's
                                   component swap grid).
 
@@ -64,6 +68,8 @@ from jaxpose.systems.base import TrainState
 _SYSTEMS = {
     "adgan": "jaxpose.systems.adgan",
     "patn": "jaxpose.systems.patn",
+    "defgan": "jaxpose.systems.defgan",
+    "sdgan": "jaxpose.systems.sdgan",
 }
 
 

@@ -109,6 +109,12 @@ class System:
     return Pretrained()
 
   @classmethod
+  def is_official_file(cls, path: str) -> bool:
+    """Whether `path` (init_from, generate.checkpoint) is an official file for `read_official`
+    rather than one of our run directories (default: a PyTorch `.pth`)."""
+    return bool(path) and path.endswith(".pth")
+
+  @classmethod
   def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
     return {}
 
@@ -146,6 +152,10 @@ class System:
 
   def loss_panels(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return ()
+
+  def sample_columns(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """{column title: (B, H, W, 3) images in [-1, 1]} of `generate`'s outputs shown in the sample grids."""
+    return {"generated": outputs["image"]}
 
   def generation_pictures(self, generator, source, transform, out_dir: str) -> dict:
     """Extra --mode=generate pictures; `generator` is a `jaxpose.generate.Generator`. -> {name: path}."""

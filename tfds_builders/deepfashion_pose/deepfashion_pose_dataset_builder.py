@@ -68,6 +68,8 @@ directory, then pass it as --manual_dir:
    and apply the official centre crop (x in [40, 216), keypoint x - 40, -1 kept).
    Their parsing is as for adgan8 / lip (256x176 maps, or 256x256 ones that get
    the same crop).
+   uncropped_256x256 reads the same files and keeps Def-GAN's own 256x256 frame
+   (no crop, no parsing): what Deformable GAN and SDGAN train on.
 
 Build one config at a time: tfds build tfds_builders/deepfashion_pose --config adgan8
 --manual_dir <dir> (without --config every config is built, each needing its files).
@@ -80,12 +82,18 @@ class DeepFashionPoseConfig(tfds.core.BuilderConfig):
 
   Attributes:
     layout: "resized" (fashion_resize/, 256x176, the PATN/ADGAN files) or
-      "uncropped" (Def-GAN's 256x256 fasion-dataset/, centre-cropped here).
+      "uncropped" (Def-GAN's 256x256 fasion-dataset/).
     parsing: "adgan8" (semantic_merge3 .npy), "lip" (parsing_lip/<split>/*.png)
       or "none" (zero maps, has_parsing False).
+    crop: for "uncropped", centre-crop to 256x176 (False keeps 256x256; parsing "none" only).
   """
   layout: str = "resized"
   parsing: str = "adgan8"
+  crop: bool = True
+
+  @property
+  def image_size(self) -> tuple[int, int]:
+    return UNCROPPED_SIZE if self.layout == "uncropped" and not self.crop else (HEIGHT, WIDTH)
 
 
 def _config(name: str, description: str, **kwargs) -> DeepFashionPoseConfig:
@@ -120,6 +128,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               parsing="adgan8"),
       _config("uncropped_lip", "As uncropped_adgan8, with LIP parsing PNGs from parsing_lip/.",
               layout="uncropped", parsing="lip"),
+      _config("uncropped_256x256", "Def-GAN's 256x256 images and keypoints as they are (JPEG bytes kept, no "
+              "crop), without parsing: Deformable GAN's and SDGAN's frame.", layout="uncropped", parsing="none",
+              crop=False),
   ]
   DEFAULT_CONFIG_NAME = "adgan8"
 
@@ -133,15 +144,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     labels = "lip" if config.parsing == "lip" else "adgan8"
-    metadata = records.make_metadata(height=HEIGHT, width=WIDTH, parsing_labels=labels,
+    height, width = config.image_size
+    metadata = records.make_metadata(height=height, width=width, parsing_labels=labels,
                                      has_parsing=config.parsing != "none")
     metadata["skipped"] = {}
     metadata["source_files"] = {}
     return self.dataset_info_from_configs(
         # The resized layout stores the original JPEG bytes; a crop is stored
         # losslessly (PNG) rather than as a second JPEG generation.
-        features=records.person_features(HEIGHT, WIDTH,
-                                         image_encoding="jpeg" if config.layout == "resized" else "png"),
+        features=records.person_features(
+            height, width, image_encoding="png" if config.layout == "uncropped" and config.crop else "jpeg"),
         supervised_keys=None,
         homepage="https://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html",
         metadata=tfds.core.MetadataDict(metadata),
@@ -239,23 +251,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     notes = []
     keypoints = person.keypoints
-    if config.layout == "resized":
-      image = image_io.read_image(person.image_path, (HEIGHT, WIDTH))
+    height, width = config.image_size
+    if config.layout == "resized" or not config.crop:
+      image = image_io.read_image(person.image_path, (height, width))
       # The official bytes go in unchanged; only a non-RGB or non-JPEG file is re-encoded.
       image_bytes = (image.data if image.format == "JPEG" and image.plain_rgb
                      else image_io.encode_jpeg(image.pixels))
-      frame = f"{HEIGHT}x{WIDTH}"
+      frame = f"{height}x{width}"
     else:
       image = image_io.read_image(person.image_path, UNCROPPED_SIZE)
       image_bytes = image_io.encode_png(image.pixels[:, CROP_LEFT:CROP_LEFT + WIDTH])
       keypoints = annotation_csv.crop_keypoints_x(keypoints, CROP_LEFT)
       frame = f"{HEIGHT}x{WIDTH} centre crop (x in [{CROP_LEFT}, {CROP_LEFT + WIDTH}) of the 256x256)"
-    keypoints, dropped = annotation_csv.drop_outside_joints(keypoints, HEIGHT, WIDTH)
+    keypoints, dropped = annotation_csv.drop_outside_joints(keypoints, height, width)
     for joint in dropped:
       notes.append(("keypoint_outside_image", person.annotation_file,
                     f"{person.name}: joint {joint} lies outside the {frame} image"))
     if config.parsing == "none":
-      parsing_png = _zero_parsing_png()
+      parsing_png = _zero_parsing_png((height, width))
     else:
       label_set = "lip" if config.parsing == "lip" else "adgan8"
       shapes = [(HEIGHT, WIDTH)] + ([UNCROPPED_SIZE] if config.layout == "uncropped" else [])
@@ -285,7 +298,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 _ZERO_PNG: dict[tuple[int, int], bytes] = {}
 
 
-def _zero_parsing_png() -> bytes:
-  if (HEIGHT, WIDTH) not in _ZERO_PNG:
-    _ZERO_PNG[(HEIGHT, WIDTH)] = image_io.encode_png(np.zeros((HEIGHT, WIDTH), np.uint8))
-  return _ZERO_PNG[(HEIGHT, WIDTH)]
+def _zero_parsing_png(size: tuple[int, int]) -> bytes:
+  if size not in _ZERO_PNG:
+    _ZERO_PNG[size] = image_io.encode_png(np.zeros(size, np.uint8))
+  return _ZERO_PNG[size]

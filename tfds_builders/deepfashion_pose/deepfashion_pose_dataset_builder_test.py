@@ -47,6 +47,12 @@ class DeepFashionPoseUncroppedTest(_Tfrecord, tfds.testing.DatasetBuilderTestCas
   SPLITS = {"train": 6, "test": 3}
 
 
+class DeepFashionPoseUncropped256Test(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
+  # Def-GAN's own 256x256 frame, without parsing.
+  BUILDER_CONFIG_NAMES_TO_TEST = ["uncropped_256x256"]
+  SPLITS = {"train": 6, "test": 3}
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   """adgan8, no_parsing and uncropped_adgan8 built once from dummy_data, in array_record."""
