@@ -213,22 +213,30 @@ def _from_legacy(tree: dict, abstract_state: TrainState) -> TrainState:
   return TrainState(step=tree["step"], rng=tree["rng"], nonfinite_step=tree["nonfinite_step"], **groups)
 
 
+def _restore_state(mngr: ocp.CheckpointManager, step: int, abstract_state: Any) -> Any:
+  state_dir = os.path.join(str(mngr.directory), str(step), "state")
+  legacy = is_legacy(state_dir)
+  target = _legacy_target(abstract_state) if legacy else abstract_state
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+  if legacy:
+    logging.info("%s holds a jaxpose 0.1 TrainState; its fields were moved to the current layout", state_dir)
+    return _from_legacy(restored.state, abstract_state)
+  return restored.state
+
+
+def _restore_position(mngr: ocp.CheckpointManager, step: int, iterator) -> None:
+  mngr.restore(step, args=ocp.args.Composite(data=grain.PyGrainCheckpointRestore(iterator)))
+
+
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state: Any, iterator=None) -> Any:
   """Restores state (sharded as `abstract_state` says) and, given an iterator, its position in place.
 
   Unverified: `restore_intact` is what training and evaluation use.
   """
-  state_dir = os.path.join(str(mngr.directory), str(step), "state")
-  legacy = is_legacy(state_dir)
-  target = _legacy_target(abstract_state) if legacy else abstract_state
-  items = {"state": ocp.args.StandardRestore(target)}
+  state = _restore_state(mngr, step, abstract_state)
   if iterator is not None:
-    items["data"] = grain.PyGrainCheckpointRestore(iterator)
-  restored = mngr.restore(step, args=ocp.args.Composite(**items))
-  if legacy:
-    logging.info("%s holds a jaxpose 0.1 TrainState; its fields were moved to the current layout", state_dir)
-    return _from_legacy(restored.state, abstract_state)
-  return restored.state
+    _restore_position(mngr, step, iterator)
+  return state
 
 
 # ----------------------------------------------------------------------------
@@ -290,8 +298,9 @@ def _agree(bad: bool) -> bool:
   return bool(np.any(multihost_utils.process_allgather(np.asarray(bad))))
 
 
-def _verify(step_dir: str, state: Any, iterator, record: dict | None) -> None:
-  """Raises CheckpointCorrupt when the restored values differ from the checksums recorded at save."""
+def _verify(step_dir: str, state: Any, record: dict | None) -> None:
+  """Raises CheckpointCorrupt when the restored values differ from the checksums recorded at save
+  (without checksums: when they hold NaN or Inf, which the divergence guard never saves)."""
   if record is None:
     for path, leaf in jax.tree_util.tree_leaves_with_path(_to_host(state)):
       array = np.asarray(leaf)
@@ -305,16 +314,31 @@ def _verify(step_dir: str, state: Any, iterator, record: dict | None) -> None:
   if differ:
     raise CheckpointCorrupt(step_dir, "the restored values differ from the checksums recorded when it was "
                                       f"saved, in {', '.join(differ)}")
-  if iterator is not None and record.get("data_digest") and jax.process_index() == 0:
-    if _iterator_digest(iterator.get_state()) != record["data_digest"]:
-      raise CheckpointCorrupt(step_dir, "the restored input position differs from the one recorded when it was "
-                                        "saved")
+
+
+def _position_file_intact(step_dir: str, record: dict | None) -> bool | None:
+  """Whether this process's saved input position matches its recorded checksum (None: unknown)."""
+  if not (record and record.get("data_digest")) or jax.process_index() != 0:
+    return None
+  path = os.path.join(step_dir, "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+  try:
+    with open(path, "rb") as f:
+      return _iterator_digest(f.read()) == record["data_digest"]
+  except OSError:
+    return False
 
 
 def _restore_checked(mngr, step: int, abstract_state: Any, iterator, model: str | None) -> Any:
-  """Restores `step` and checks it; CheckpointCorrupt if damaged, WorkdirMismatch if of another model/shape."""
+  """Restores `step` and checks it.
+
+  Raises:
+    CheckpointCorrupt: damaged.
+    WorkdirMismatch: intact, but of another model or shape, or with an input
+      position this data pipeline cannot take (a config changed between runs).
+  """
   step_dir = os.path.join(str(mngr.directory), str(step))
   state_dir = os.path.join(step_dir, "state")
+  workdir = os.path.dirname(str(mngr.directory))
   record = read_metadata(step_dir)
   if not os.path.isdir(state_dir):
     raise CheckpointCorrupt(step_dir, "its state directory is missing")
@@ -324,13 +348,25 @@ def _restore_checked(mngr, step: int, abstract_state: Any, iterator, model: str 
   except Exception as e:  # pylint: disable=broad-except
     raise CheckpointCorrupt(step_dir, f"its metadata cannot be read ({_one_line(e)})") from e
   if problems:
-    raise WorkdirMismatch(_mismatch_message(os.path.dirname(str(mngr.directory)), step, problems,
-                                            (record or {}).get("model"), model))
+    raise WorkdirMismatch(_mismatch_message(workdir, step, problems, (record or {}).get("model"), model))
   try:
-    state = restore(mngr, step, abstract_state, iterator)
+    state = _restore_state(mngr, step, abstract_state)
   except Exception as e:  # pylint: disable=broad-except
     raise CheckpointCorrupt(step_dir, f"Orbax could not restore it ({_one_line(e)})") from e
-  _verify(step_dir, state, iterator, record)
+  _verify(step_dir, state, record)
+  if iterator is not None:
+    intact = _position_file_intact(step_dir, record)
+    if intact is False:
+      raise CheckpointCorrupt(step_dir, "its input position differs from the checksum recorded when it was saved")
+    try:
+      _restore_position(mngr, step, iterator)
+    except Exception as e:  # pylint: disable=broad-except
+      if not intact:
+        raise CheckpointCorrupt(step_dir, f"its input position cannot be restored ({_one_line(e)})") from e
+      raise WorkdirMismatch(
+          f"{workdir}: the input position saved with step {step} is intact but does not fit this config's data "
+          f"pipeline ({_one_line(e)}). Did data.worker_count, the dataset or the batch size change between runs? "
+          "Resume with the run's own settings, or use another --workdir.") from e
   if record is None:
     logging.warning("Checkpoint %s has no checksums (saved by an older jaxpose, or its _CHECKPOINT_METADATA "
                     "is gone): restored unverified", step_dir)
@@ -458,7 +494,7 @@ def _read_networks(step_dir: str) -> dict:
       raise CheckpointCorrupt(step_dir, f"the weights of {', '.join(differ)} differ from the checksums recorded "
                                         "when it was saved")
   else:
-    _verify(step_dir, nets, None, None)  # no checksums: at least no NaN
+    _verify(step_dir, nets, None)  # no checksums: at least no NaN
   return nets
 
 
