@@ -160,9 +160,11 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any, iterator, *, metada
   metadata (`read_metadata`).
   """
   record = dict(metadata or {})
-  record["digests"] = state_digests(state)
-  if iterator is not None:
-    record["data_digest"] = _iterator_digest(iterator.get_state())
+  # Orbax writes the step metadata from process 0 only; the state is replicated, so its copy is the state.
+  if jax.process_index() == 0:
+    record["digests"] = state_digests(state)
+    if iterator is not None:
+      record["data_digest"] = _iterator_digest(iterator.get_state())
   record["saved"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
   items = {"state": ocp.args.StandardSave(state)}
   if iterator is not None:
