@@ -265,8 +265,11 @@ def _saved_shapes(state_dir: str) -> dict[tuple[str, ...], tuple[int, ...]]:
   return _flat_shapes(getattr(metadata, "tree", metadata))
 
 
-def _layout_problems(expected: Any, state_dir: str) -> list[str]:
-  """Arrays missing, unexpected or of another shape in the saved state (raises if unreadable)."""
+def _layout_problems(expected: Any, state_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
+  """(kind, path, text) of every array missing, unexpected or of another shape in the saved state.
+
+  Raises whatever Orbax raises when the saved metadata cannot be read.
+  """
   want, have = _flat_shapes(expected), _saved_shapes(state_dir)
   problems = [("missing", p, f"missing {'/'.join(p)} {want[p]}") for p in sorted(want.keys() - have.keys())]
   problems += [("unexpected", p, f"unexpected {'/'.join(p)} {have[p]}") for p in sorted(have.keys() - want.keys())]
@@ -283,7 +286,8 @@ def _mismatch_message(workdir: str, step: int, problems, saved_model: str | None
   if saved_model and model and saved_model != model:
     who = f" (it was written with config.model={saved_model!r}; this config has {model!r})"
   elif saved_model:
-    who = f" (config.model={saved_model!r} in both, so another shape: widths, blocks, image size or norm)"
+    who = (f" (config.model={saved_model!r} in both, so another shape: widths, blocks, image size, norm or "
+           "pretrained networks)")
   examples = "\n  ".join(text for _, _, text in problems[:6])
   return (f"{workdir} holds a run of another model or shape than this config builds{who}: its checkpoint "
           f"{step} has {kinds['missing']} arrays fewer than the model needs, {kinds['unexpected']} it does not "
