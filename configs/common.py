@@ -54,6 +54,24 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   config.init_from = ""
   config.init_what = "all"
 
+  # Where a run resumes: -1 = the newest intact checkpoint of --workdir (damaged
+  # ones are set aside); N = step N, setting the later steps aside under
+  # <workdir>/checkpoints_set_aside (never deleted). Applied once: a re-run whose
+  # checkpoints already descend from step N resumes from the newest.
+  config.restore_step = -1
+
+  # The divergence guard (jaxpose/divergence.py); 0 turns a check off.
+  config.guard = ml_collections.ConfigDict()
+  # An update moving a network's weights by more than this times their norm is
+  # not applied and stops the run (normal steps: a few percent).
+  config.guard.max_update_ratio = 1.0
+  # A logged metric matching `watch` above spike_factor x its median over the
+  # last spike_window logs (once spike_min_history are known) stops the run.
+  config.guard.watch = "*_grad_norm"
+  config.guard.spike_factor = 100.0
+  config.guard.spike_window = 10
+  config.guard.spike_min_history = 5
+
   config.eval = ml_collections.ConfigDict()
   config.eval.num_pairs = 0  # 0 = the whole test split
   config.eval.batch_size = 8

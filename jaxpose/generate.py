@@ -126,23 +126,78 @@ def parse_keypoints_text(text: str) -> np.ndarray:
   """A target pose typed by a user -> int32 (18, 2) (y, x), -1 missing.
 
   Accepts an annotation-CSV row `name:[y0, ..., y17]:[x0, ..., x17]` (the
-  DeepFashion/Market format) or a JSON list of 18 [y, x] pairs.
+  DeepFashion/Market format) or a JSON list of 18 [y, x] pairs (any spacing).
+
+  Raises:
+    ValueError: unparsable text, not 18 joints, a NaN or infinite coordinate,
+      or no joint given at all (every joint -1).
   """
   text = text.strip()
   try:
-    if text.startswith("[["):
-      points = np.asarray(json.loads(text))
+    if text.startswith("["):
+      try:
+        values = json.loads(text)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e.msg} at character {e.pos})") from None
+      try:
+        points = np.asarray(values, dtype=np.float64)
+      except (ValueError, TypeError):
+        raise ValueError("expected a JSON list of 18 [y, x] pairs of numbers") from None
     else:
       fields = text.split(":")
       if len(fields) != 3:
         raise ValueError("expected 'name:[ys]:[xs]' (an annotation-CSV row) or a JSON list of [y, x] pairs")
-      points = np.stack([annotation_csv.parse_coordinates(fields[1]),
-                         annotation_csv.parse_coordinates(fields[2])], -1)
+      points = np.stack([np.asarray(annotation_csv.parse_coordinates(fields[1]), np.float64),
+                         np.asarray(annotation_csv.parse_coordinates(fields[2]), np.float64)], -1)
   except (ValueError, bad_input.BadInput) as e:
     raise ValueError(f"config.generate.target_keypoints {text[:60]!r}: {e}") from e
   if points.shape != (kp.NUM_KEYPOINTS, 2):
     raise ValueError(f"config.generate.target_keypoints: expected 18 (y, x) joints, got shape {points.shape}")
-  return points.astype(np.int32)
+  not_finite = ~np.all(np.isfinite(points), axis=-1)
+  if not_finite.any():
+    names = ", ".join(kp.KEYPOINT_NAMES[i] for i in np.flatnonzero(not_finite))
+    raise ValueError(f"config.generate.target_keypoints: joint(s) {names} are NaN or infinite; give -1 for a "
+                     "missing joint")
+  points = np.floor(points).astype(np.int32)
+  if not kp.is_present(points).any():
+    raise ValueError("config.generate.target_keypoints: every joint is missing (-1): a target pose needs joints "
+                     "(the generated image would be a flat grey)")
+  return points
+
+
+def place_target_pose(points: np.ndarray, frame: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
+  """Target keypoints given in `frame` (height, width) -> int32 (18, 2) in the model's `image_size`.
+
+  Joints outside the frame are dropped with a warning listing them; when most
+  of the given joints fall outside, the warning says the frame is probably
+  wrong, and when all do, it is an error (a blank pose).
+  """
+  height, width = frame
+  present = kp.is_present(points)
+  inside = present & (points[:, 0] >= 0) & (points[:, 0] < height) & (points[:, 1] >= 0) & (points[:, 1] < width)
+  outside = np.flatnonzero(present & ~inside)
+  if len(outside):
+    listed = ", ".join(f"{kp.KEYPOINT_NAMES[i]} (y={points[i, 0]}, x={points[i, 1]})" for i in outside)
+    fix = ("set --config.generate.target_keypoints_size=<height>,<width> to the size of the image the "
+           "keypoints were measured on")
+    if not inside.any():
+      raise ValueError(f"config.generate.target_keypoints: every joint lies outside the {height}x{width} frame "
+                       f"({listed}): the keypoints are probably in another image's frame; {fix}")
+    if len(outside) > present.sum() / 2:
+      logging.warning("config.generate.target_keypoints: %d of %d joints lie outside the %dx%d frame and are "
+                      "dropped (%s): the frame is probably wrong; %s", len(outside), present.sum(), height, width,
+                      listed, fix)
+    else:
+      logging.warning("config.generate.target_keypoints: joints outside the %dx%d frame are dropped: %s", height,
+                      width, listed)
+  return letterbox.Letterbox.fit(frame, image_size).keypoints(points)
+
+
+def _read_user_file(what: str, field: str, path: str, read):
+  try:
+    return read()
+  except bad_input.BadInput as e:
+    raise ValueError(f"config.generate.{field}={path!r} ({what}): {e}") from e
 
 
 def _custom_inputs(config, image_size) -> dict | None:
@@ -158,17 +213,18 @@ def _custom_inputs(config, image_size) -> dict | None:
     raise ValueError("config.generate.source_image needs config.generate.source_parsing and "
                      "config.generate.target_keypoints too")
   height, width = image_size
-  try:
-    pixels = image_io.read_image(g.source_image).pixels
-    labels = image_io.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
-                                     [pixels.shape[:2]], g.parsing_labels)
-  except bad_input.BadInput as e:
-    raise ValueError(f"{g.source_image} / {g.source_parsing}: {e}") from e
-  box = letterbox.Letterbox.fit(pixels.shape[:2], (height, width))
-  image, labels = box.image(pixels), box.labels(labels)
+  # The pose first: it is the cheapest to check and the most often mistyped.
   target = parse_keypoints_text(g.target_keypoints)
   frame = tuple(g.target_keypoints_size) or (height, width)
-  target = letterbox.Letterbox.fit(frame, (height, width)).keypoints(target)
+  target = place_target_pose(target, frame, (height, width))
+  pixels = _read_user_file("the source image", "source_image", g.source_image,
+                           lambda: image_io.read_image(g.source_image).pixels)
+  labels = _read_user_file(
+      "its parsing map", "source_parsing", g.source_parsing,
+      lambda: image_io.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
+                                      [pixels.shape[:2]], g.parsing_labels))
+  box = letterbox.Letterbox.fit(pixels.shape[:2], (height, width))
+  image, labels = box.image(pixels), box.labels(labels)
   num = parsing_lib.num_classes(config.data.parsing_merge)
   one_hot = parsing_lib.one_hot(parsing_lib.merge(labels, g.parsing_labels, config.data.parsing_merge), num)
   pose = heatmaps.keypoints_to_heatmaps(target, height, width, sigma=config.data.heatmap_sigma,
@@ -203,6 +259,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return outputs
 
   source = sources.pair_source(config.data.name, config.generate.split, config.data.data_dir or None)
+  if not len(source):
+    raise ValueError(f"dataset {source.name} split {source.split!r} holds no pairs to generate from "
+                     "(config.generate.split); rebuild the dataset or choose another split")
   transform = type(system).transform(config, source)
   num = config.generate.num_pairs or len(source)
   indices = pipeline.spread_indices(len(source), num)

@@ -92,4 +92,26 @@ def build(config, pretrained: Pretrained | None = None) -> System:
   return cls(config, pretrained if pretrained is not None else cls.load_pretrained(config))
 
 
-__all__ = ["Pretrained", "System", "TrainState", "build", "get", "names"]
+def official_generator_hint(path: str, *, besides: str) -> str:
+  """For error messages: which other registered system's official generator file `path` is, if any.
+
+  Tries each system's generator importer (`official_files['generator']`), so
+  it reads the file once per system: for error paths only.
+  """
+  for name in names():
+    if name == besides:
+      continue
+    cls = get(name)
+    kind = cls.official_files.get("generator", (None, None))[0]
+    reader = cls.checkpoint_kinds().get(kind) if kind else None
+    if reader is None:
+      continue
+    try:
+      reader(path)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    return f"; it is an official {name} generator file: use config.model={name!r} (configs for {name})"
+  return ""
+
+
+__all__ = ["Pretrained", "System", "TrainState", "build", "get", "names", "official_generator_hint"]

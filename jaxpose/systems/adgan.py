@@ -91,7 +91,14 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     archs = {"loss_vgg": loss.arch}
     style = loss
     if _is_official_file(config.init_from):
-      style = pretrained_lib.load("vgg", config.init_from)
+      try:
+        style = pretrained_lib.load("vgg", config.init_from)
+      except vgg_lib.VGGWeightsError as e:
+        from jaxpose import systems  # pylint: disable=g-import-not-at-top  (the registry imports this file)
+        raise ValueError(
+            f"config.init_from={config.init_from}: not an official ADGAN generator file (ADGAN's "
+            "<epoch>_net_netG.pth holds enc_content.*, enc_style.vgg.*, dec.* tensors; this one has none of "
+            f"its style encoder's VGG){systems.official_generator_hint(config.init_from, besides=cls.name)}") from e
     descriptions.append(f"style encoder: {style.description}")
     variables["generator_vgg"] = adgan_lib.frozen_from_vgg(style.variables, style.arch)
     archs["generator_vgg"] = style.arch

@@ -33,7 +33,8 @@ class TrainState:
       losses (VGGs, later a pose detector); None where a system has none.
     aux: {name: pytree} system-owned extras (PATN's image pools); None leaves
       for absent ones.
-    nonfinite_step: -1, or the first step whose losses were NaN/Inf; from then
+    nonfinite_step: -1, or the first step whose losses were NaN/Inf or whose
+      update the divergence guard rejected (jaxpose/divergence.py); from then
       on updates are skipped, so the state stays the last good one.
   """
   step: jax.Array
