@@ -445,10 +445,10 @@ def _round_up(n: int, multiple: int) -> int:
 def _write_samples(workdir, step, writer, engine: Engine, state, batch, mesh, config) -> None:
   device_batch = sharding_lib.to_global_arrays(
       evaluation.process_slice(_host_batch(batch, engine.batch_keys), mesh), mesh)
-  generated = visualize.to_uint8(jax.device_get(engine.generate(state.nets, device_batch)["image"]))
+  generated = engine.system.result_pictures(batch, jax.device_get(engine.generate(state.nets, device_batch)))
   grid = visualize.transfer_grid(visualize.to_uint8(batch["source_image"]), batch["source_keypoints"],
                                  batch["target_keypoints"], generated, visualize.to_uint8(batch["target_image"]),
-                                 num=config.num_samples)
+                                 num=config.num_samples, result_title=engine.system.result_title)
   writer.write_images(step, {"samples": grid[None]})
   if jax.process_index() == 0:
     path = visualize.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
@@ -456,9 +456,9 @@ def _write_samples(workdir, step, writer, engine: Engine, state, batch, mesh, co
 
 
 def _evaluate_and_write(config, workdir, engine: Engine, state: TrainState, data: Data, mesh) -> dict:
-  results = evaluation.evaluate(config, engine.generate, state.nets, data.test, data.transform, mesh,
-                                keys=engine.batch_keys, real_source=data.train,
-                                statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
+  results = engine.system.evaluate(engine.generate, state.nets, data.test, data.transform, mesh,
+                                   keys=engine.batch_keys, real_source=data.train,
+                                   statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
   results["train_steps"] = int(jax.device_get(state.step))
   if jax.process_index() == 0:
     path = os.path.join(workdir, "metrics.json")

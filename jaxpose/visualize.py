@@ -136,14 +136,18 @@ def pair_grid(examples: Mapping[str, np.ndarray], label_set: str, num: int = 8) 
 
 
 def transfer_grid(source_image, source_keypoints, target_keypoints, generated, target_image,
-                  num: int = 8) -> np.ndarray:
-  """Training samples: source | source pose | target pose | generated | target (uint8)."""
+                  num: int = 8, result_title: str = "generated") -> np.ndarray:
+  """Training samples: source | source pose | target pose | generated | target (uint8).
+
+  `generated` is what the system made of the pair (`System.result_pictures`),
+  titled `result_title`.
+  """
   rows = []
   for i in range(min(num, len(source_image))):
     h, w = source_image[i].shape[:2]
     rows.append([source_image[i], pose_image(source_keypoints[i], h, w),
                  pose_image(target_keypoints[i], h, w), generated[i], target_image[i]])
-  return grid(rows, column_titles=["source", "src pose", "tgt pose", "generated", "target"])
+  return grid(rows, column_titles=["source", "src pose", "tgt pose", result_title, "target"])
 
 
 def loss_curves(history: Sequence[Mapping[str, float]], path: str,
