@@ -90,6 +90,9 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   # body_pose_model.pth (CMU licence, never shipped; docs/your_own_photos.md says where).
   config.eval.pose_estimator_path = ""
   config.eval.pose_estimator_protocol = "patn"  # PATN's PCKh; "original" = CMU's demo
+  # pckh_learned: a pose detector jaxpose trained; "" = none, "synthetic" = the shipped one
+  # (64x44 synthetic people), or a path (python -m jaxpose.pose.learned's output, or a run).
+  config.eval.learned_pose_detector_path = ""
 
   # --mode=generate (jaxpose/generate.py).
   config.generate = ml_collections.ConfigDict()
@@ -107,6 +110,12 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   config.generate.parsing_labels = "lip"
   config.generate.target_keypoints = ""
   config.generate.target_keypoints_size = ()
+  # ... or the target pose as a photo of someone in it: OpenPose finds its keypoints, with the
+  # weights of pose_estimator_path ("" = config.eval.pose_estimator_path). With weights, a
+  # source photo's keypoints are found too unless given (in its own pixels) as source_keypoints.
+  config.generate.target_image = ""
+  config.generate.source_keypoints = ""
+  config.generate.pose_estimator_path = ""
   return config
 
 
@@ -145,6 +154,8 @@ def use_synthetic_people(config) -> None:
   config.checkpoint_every = 100
   config.eval.num_pairs = 200
   config.eval.batch_size = 40
+  # pckh_learned with the detector jaxpose ships (trained at 64x44; other sizes skip it with a log line).
+  config.eval.learned_pose_detector_path = "synthetic"
 
 
 def synthetic_tiny(config, shrink_for_tests) -> None:

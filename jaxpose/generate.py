@@ -13,8 +13,11 @@ Writes under `config.generate.output_dir` (default <workdir>/generated):
   <the system's own pictures>                 e.g. ADGAN's component_swap.png: people in a
                                               target pose with their upper clothes, lower
                                               garment, hair... taken from other people
-  custom_*.png                                for a user's own source image, parsing and
-                                              target keypoints (config.generate.source_image ...)
+  custom_pose_transfer.png, custom_generated.png,
+  custom_keypoints.json                       for a user's own source photo (and its parsing
+                                              map where the system reads one) and a target
+                                              pose given as keypoints or as a photo, whose
+                                              keypoints OpenPose finds (config.generate.*)
 """
 
 from __future__ import annotations
@@ -91,8 +94,8 @@ class Generator:
     return sharding_lib.to_global_arrays({k: batch[k] for k in self.keys}, self.mesh)
 
   def generate(self, batch: dict) -> np.ndarray:
-    """Host batch -> generated uint8 images (B, H, W, 3)."""
-    return visualize.to_uint8(jax.device_get(self._generate(self.nets, self.device_batch(batch))["image"]))
+    """Host batch -> uint8 (B, H, W, 3) pictures of the results (`System.result_pictures`)."""
+    return self.system.result_pictures(batch, jax.device_get(self._generate(self.nets, self.device_batch(batch))))
 
 
 def pose_transfer_pairs(gen: Generator, source, transform, out_dir: str, *, indices: Sequence[int],
@@ -122,11 +125,12 @@ def _safe(name: str) -> str:
   return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(name)[0])[:80]
 
 
-def parse_keypoints_text(text: str) -> np.ndarray:
-  """A target pose typed by a user -> int32 (18, 2) (y, x), -1 missing.
+def parse_keypoints_text(text: str, field: str = "config.generate.target_keypoints") -> np.ndarray:
+  """A pose typed by a user -> int32 (18, 2) (y, x), -1 missing.
 
   Accepts an annotation-CSV row `name:[y0, ..., y17]:[x0, ..., x17]` (the
-  DeepFashion/Market format) or a JSON list of 18 [y, x] pairs (any spacing).
+  DeepFashion/Market format, as `python -m jaxpose.annotate` writes) or a JSON
+  list of 18 [y, x] pairs (any spacing). `field` names the config field in errors.
 
   Raises:
     ValueError: unparsable text, not 18 joints, a NaN or infinite coordinate,
@@ -150,18 +154,17 @@ def parse_keypoints_text(text: str) -> np.ndarray:
       points = np.stack([np.asarray(annotation_csv.parse_coordinates(fields[1]), np.float64),
                          np.asarray(annotation_csv.parse_coordinates(fields[2]), np.float64)], -1)
   except (ValueError, bad_input.BadInput) as e:
-    raise ValueError(f"config.generate.target_keypoints {text[:60]!r}: {e}") from e
+    raise ValueError(f"{field} {text[:60]!r}: {e}") from e
   if points.shape != (kp.NUM_KEYPOINTS, 2):
-    raise ValueError(f"config.generate.target_keypoints: expected 18 (y, x) joints, got shape {points.shape}")
+    raise ValueError(f"{field}: expected 18 (y, x) joints, got shape {points.shape}")
   not_finite = ~np.all(np.isfinite(points), axis=-1)
   if not_finite.any():
     names = ", ".join(kp.KEYPOINT_NAMES[i] for i in np.flatnonzero(not_finite))
-    raise ValueError(f"config.generate.target_keypoints: joint(s) {names} are NaN or infinite; give -1 for a "
-                     "missing joint")
+    raise ValueError(f"{field}: joint(s) {names} are NaN or infinite; give -1 for a missing joint")
   points = np.floor(points).astype(np.int32)
   if not kp.is_present(points).any():
-    raise ValueError("config.generate.target_keypoints: every joint is missing (-1): a target pose needs joints "
-                     "(the generated image would be a flat grey)")
+    raise ValueError(f"{field}: every joint is missing (-1): a pose needs joints (the generated image would be a "
+                     "flat grey)")
   return points
 
 
@@ -193,47 +196,109 @@ def place_target_pose(points: np.ndarray, frame: tuple[int, int], image_size: tu
   return letterbox.Letterbox.fit(frame, image_size).keypoints(points)
 
 
-def _read_user_file(what: str, field: str, path: str, read):
+def pose_estimator(config):
+  """OpenPose for users' photos: config.generate.pose_estimator_path, else config.eval.pose_estimator_path.
+
+  Returns a `jaxpose.pose.PoseEstimator` (protocol config.eval.pose_estimator_protocol) or None when
+  neither is set; a configured file that does not exist is an error.
+  """
+  g = config.generate
+  field = "config.generate.pose_estimator_path" if g.get("pose_estimator_path") else "config.eval.pose_estimator_path"
+  path = g.get("pose_estimator_path") or config.eval.get("pose_estimator_path")
+  if not path:
+    return None
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{field}={path!r} does not exist (OpenPose body weights: body_pose_model.pth or "
+                            "pose_estimator.h5, see the README's 'Your own photos')")
+  from jaxpose.pose import estimate  # pylint: disable=g-import-not-at-top
+  protocol = config.eval.get("pose_estimator_protocol", "patn")
+  logging.info("Keypoints of users' photos: OpenPose from %s (%s), protocol %r", path, field, protocol)
+  return estimate.PoseEstimator.from_file(path, protocol=protocol)
+
+
+def _read_photo(path: str, field: str) -> np.ndarray:
   try:
-    return read()
+    return image_io.read_image(path).pixels
   except bad_input.BadInput as e:
-    raise ValueError(f"config.generate.{field}={path!r} ({what}): {e}") from e
+    raise ValueError(f"{field}={path}: {e}") from e
 
 
-def _custom_inputs(config, image_size) -> dict | None:
-  """A user's own source image, parsing map and target keypoints as a one-example batch.
+def _custom_inputs(config, image_size, keys: Sequence[str] | None = None) -> dict | None:
+  """A user's own source photo and target pose as a one-example batch; None without config.generate.source_image.
 
-  The image and its parsing map may have any size: they are letterboxed
-  (aspect kept, padded) to the model's size as the anime builder does.
+  The target pose is `target_keypoints` (typed, in the frame of
+  `target_keypoints_size`) or `target_image`, a photo of someone in the pose,
+  whose keypoints OpenPose finds (`pose_estimator`). The source's keypoints
+  (models such as PATN read a source pose) are `source_keypoints` (in the source
+  photo's pixels, e.g. its row of `python -m jaxpose.annotate`), else found by
+  OpenPose when weights are configured, else all missing. Photos and the parsing
+  map may have any size: they are letterboxed (aspect kept, padded) to the
+  model's size as the anime builder does, and OpenPose runs on the letterboxed
+  photo, at the model's size, as the datasets were annotated. The parsing map is
+  needed only by systems that read one (`keys`: the system's batch keys; None: all).
   """
   g = config.generate
   if not g.source_image:
     return None
-  if not (g.source_parsing and g.target_keypoints):
-    raise ValueError("config.generate.source_image needs config.generate.source_parsing and "
-                     "config.generate.target_keypoints too")
+  needs_parsing = keys is None or any(k.endswith("_parsing") for k in keys)
+  if needs_parsing and not g.source_parsing:
+    raise ValueError(f"config.generate.source_image needs config.generate.source_parsing too: {config.model} "
+                     "reads a human-parsing map of the source (a LIP PNG from a parser such as SCHP)")
+  if bool(g.target_keypoints) == bool(g.target_image):
+    raise ValueError("config.generate.source_image needs a target pose: config.generate.target_keypoints or "
+                     "config.generate.target_image (a photo; its keypoints are found with OpenPose), not both")
+  estimator = pose_estimator(config) if (g.target_image or not g.source_keypoints) else None
+  if g.target_image and estimator is None:
+    raise ValueError("config.generate.target_image needs OpenPose weights to find its keypoints: set "
+                     "config.generate.pose_estimator_path or config.eval.pose_estimator_path (body_pose_model.pth "
+                     "or pose_estimator.h5), or give config.generate.target_keypoints instead")
   height, width = image_size
-  # The pose first: it is the cheapest to check and the most often mistyped.
-  target = parse_keypoints_text(g.target_keypoints)
-  frame = tuple(g.target_keypoints_size) or (height, width)
-  target = place_target_pose(target, frame, (height, width))
-  pixels = _read_user_file("the source image", "source_image", g.source_image,
-                           lambda: image_io.read_image(g.source_image).pixels)
-  labels = _read_user_file(
-      "its parsing map", "source_parsing", g.source_parsing,
-      lambda: image_io.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
-                                      [pixels.shape[:2]], g.parsing_labels))
+  pixels = _read_photo(g.source_image, "config.generate.source_image")
   box = letterbox.Letterbox.fit(pixels.shape[:2], (height, width))
-  image, labels = box.image(pixels), box.labels(labels)
+  image = box.image(pixels)
   num = parsing_lib.num_classes(config.data.parsing_merge)
-  one_hot = parsing_lib.one_hot(parsing_lib.merge(labels, g.parsing_labels, config.data.parsing_merge), num)
-  pose = heatmaps.keypoints_to_heatmaps(target, height, width, sigma=config.data.heatmap_sigma,
-                                        mode=config.data.heatmap_mode)
+  if g.source_parsing:
+    try:
+      labels = image_io.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
+                                       [pixels.shape[:2]], g.parsing_labels)
+    except bad_input.BadInput as e:
+      raise ValueError(f"config.generate.source_parsing={g.source_parsing!r} (the parsing map of "
+                     f"{g.source_image}): {e}") from e
+    merged = parsing_lib.merge(box.labels(labels), g.parsing_labels, config.data.parsing_merge)
+    one_hot = parsing_lib.one_hot(merged, num)
+  else:
+    one_hot = np.zeros((height, width, num), np.float32)
+
+  target_image = None
+  if g.target_image:
+    target_pixels = _read_photo(g.target_image, "config.generate.target_image")
+    target_image = letterbox.Letterbox.fit(target_pixels.shape[:2], (height, width)).image(target_pixels)
+    target = np.asarray(estimator.keypoints(target_image), np.int32)
+    logging.info("Target pose from %s: OpenPose found %d of 18 joints", g.target_image, kp.is_present(target).sum())
+  else:
+    frame = tuple(g.target_keypoints_size) or (height, width)
+    target = place_target_pose(parse_keypoints_text(g.target_keypoints), frame, (height, width))
+  if g.source_keypoints:
+    source = box.keypoints(parse_keypoints_text(g.source_keypoints, "config.generate.source_keypoints"))
+  elif estimator is not None:
+    source = np.asarray(estimator.keypoints(image), np.int32)
+    logging.info("Source pose of %s: OpenPose found %d of 18 joints", g.source_image, kp.is_present(source).sum())
+  else:
+    source = np.full((kp.NUM_KEYPOINTS, 2), kp.MISSING, np.int32)
+    if keys is None or "source_pose" in keys:
+      logging.warning("%s reads a source pose, and %s has none: give config.generate.source_keypoints or OpenPose "
+                      "weights (config.generate.pose_estimator_path); generating with an empty one",
+                      config.model, g.source_image)
+
+  def pose_maps(keypoints):
+    return heatmaps.keypoints_to_heatmaps(keypoints, height, width, sigma=config.data.heatmap_sigma,
+                                          mode=config.data.heatmap_mode)
+
   image_f = image.astype(np.float32) / 127.5 - 1.0
-  # Models that also read a source pose (PATN) get an empty one: a user's image has no annotation.
   return {"source_image": image_f[None], "target_image": image_f[None], "source_parsing": one_hot[None],
-          "target_parsing": one_hot[None], "target_pose": pose[None], "source_pose": np.zeros_like(pose)[None],
-          "target_keypoints": target[None], "source_image_u8": image}
+          "target_parsing": one_hot[None], "target_pose": pose_maps(target)[None],
+          "source_pose": pose_maps(source)[None], "source_keypoints": source[None], "target_keypoints": target[None],
+          "source_image_u8": image, "target_image_u8": target_image}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -247,15 +312,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   gen = Generator(system, nets, mesh)
   outputs = {}
 
-  custom = _custom_inputs(config, tuple(config.data.image_size))
+  custom = _custom_inputs(config, tuple(config.data.image_size), gen.keys)
   if custom is not None:
     generated = gen.generate(custom)[0]
     h, w = generated.shape[:2]
-    strip = visualize.grid([[custom["source_image_u8"], visualize.pose_image(custom["target_keypoints"][0], h, w),
-                             generated]], column_titles=["source", "tgt pose", "generated"])
+    source_u8, target_u8 = custom["source_image_u8"], custom["target_image_u8"]
+    row = [source_u8, visualize.pose_image(custom["source_keypoints"][0], h, w, background=source_u8 // 3),
+           visualize.pose_image(custom["target_keypoints"][0], h, w), generated]
+    titles = ["source", "src pose", "tgt pose", system.result_title]
+    if target_u8 is not None:
+      row.insert(2, target_u8)
+      titles.insert(2, "tgt photo")
+    strip = visualize.grid([row], column_titles=titles)
     outputs["custom"] = visualize.save_png(os.path.join(out_dir, "custom_pose_transfer.png"), strip)
     visualize.save_png(os.path.join(out_dir, "custom_generated.png"), generated)
-    logging.info("Wrote %s", outputs["custom"])
+    # The keypoints used, in the model's frame: reusable as target_keypoints / source_keypoints.
+    outputs["custom_keypoints"] = os.path.join(out_dir, "custom_keypoints.json")
+    with open(outputs["custom_keypoints"], "w") as f:
+      json.dump({"image_size": list(config.data.image_size), "source": custom["source_keypoints"][0].tolist(),
+                 "target": custom["target_keypoints"][0].tolist()}, f)
+    logging.info("Wrote %s and %s", outputs["custom"], outputs["custom_keypoints"])
     return outputs
 
   source = sources.pair_source(config.data.name, config.generate.split, config.data.data_dir or None)
@@ -271,7 +347,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
               for e, g in strips[:16]]
   outputs["pose_transfer"] = visualize.save_png(
       os.path.join(out_dir, "pose_transfer.png"),
-      visualize.grid(overview, column_titles=["source", "tgt pose", "generated", "target"]))
+      visualize.grid(overview, column_titles=["source", "tgt pose", system.result_title, "target"]))
   logging.info("Wrote %d pose transfers under %s and %s", len(strips), out_dir, outputs["pose_transfer"])
   outputs.update(system.generation_pictures(gen, source, transform, out_dir))
   return outputs

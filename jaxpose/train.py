@@ -568,10 +568,10 @@ def _round_up(n: int, multiple: int) -> int:
 def _write_samples(workdir, step, writer, engine: Engine, state, batch, mesh, config) -> None:
   device_batch = sharding_lib.to_global_arrays(
       evaluation.process_slice(_host_batch(batch, engine.batch_keys), mesh), mesh)
-  columns = engine.system.sample_columns(jax.device_get(engine.generate(state.nets, device_batch)))
+  columns = engine.system.sample_columns(batch, jax.device_get(engine.generate(state.nets, device_batch)))
   grid = visualize.transfer_grid(visualize.to_uint8(batch["source_image"]), batch["source_keypoints"],
-                                 batch["target_keypoints"], {k: visualize.to_uint8(v) for k, v in columns.items()},
-                                 visualize.to_uint8(batch["target_image"]), num=config.num_samples)
+                                 batch["target_keypoints"], columns, visualize.to_uint8(batch["target_image"]),
+                                 num=config.num_samples)
   writer.write_images(step, {"samples": grid[None]})
   if jax.process_index() == 0:
     path = visualize.save_png(os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
@@ -596,9 +596,9 @@ def _evaluate_and_write(config, workdir, engine: Engine, state: TrainState, data
   path = os.path.join(workdir, "metrics.json")
   if jax.process_index() == 0:
     _check_writable(path)
-  results = evaluation.evaluate(config, engine.generate, state.nets, data.test, data.transform, mesh,
-                                keys=engine.batch_keys, real_source=data.train,
-                                statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
+  results = engine.system.evaluate(engine.generate, state.nets, data.test, data.transform, mesh,
+                                   keys=engine.batch_keys, real_source=data.train,
+                                   statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
   results["train_steps"] = int(jax.device_get(state.step))
   if jax.process_index() == 0:
     # Logged first: the numbers survive whatever happens to the file.

@@ -136,13 +136,14 @@ def pair_grid(examples: Mapping[str, np.ndarray], label_set: str, num: int = 8) 
 
 
 def transfer_grid(source_image, source_keypoints, target_keypoints, generated, target_image,
-                  num: int = 8) -> np.ndarray:
+                  num: int = 8, result_title: str = "generated") -> np.ndarray:
   """Training samples: source | source pose | target pose | generated | target (uint8).
 
-  `generated` is (B, H, W, 3) or {column title: (B, h, w, 3)} for several
-  generated columns (e.g. SDGAN's scales).
+  `generated` is (B, H, W, 3), titled `result_title`, or {column title:
+  (B, h, w, 3)} for several result columns (`System.sample_columns`, e.g.
+  SDGAN's scales).
   """
-  columns = generated if isinstance(generated, Mapping) else {"generated": generated}
+  columns = generated if isinstance(generated, Mapping) else {result_title: generated}
   rows = []
   for i in range(min(num, len(source_image))):
     h, w = source_image[i].shape[:2]

@@ -145,16 +145,17 @@ def test_sdgan_generates_and_shows_three_scales(tiny_data_dir):
     assert [outputs[k].shape[1:3] for k in ("image", "image_half", "image_quarter")] == sizes
     # One shared D: on all three (full-size) outputs as the released code, on the full image for 'paper'.
     assert [d.shape[1:3] for d in system.discriminated(outputs)] == [(32, 24)] * (3 if variant == "released" else 1)
-    columns = system.sample_columns(jax.device_get(outputs))
+    columns = system.sample_columns(batch, jax.device_get(outputs))
     assert list(columns) == ["full", "1/2 scale", "1/4 scale"]
     assert all(np.shape(v) == (2, 32, 24, 3) for v in columns.values())
     factor = 32 // sizes[2][0]  # the 'paper' quarter image repeated 4x4, the 'released' one as it is
-    np.testing.assert_array_equal(columns["1/4 scale"][:, ::factor, ::factor], outputs["image_quarter"])
+    np.testing.assert_array_equal(columns["1/4 scale"][:, ::factor, ::factor],
+                                  visualize.to_uint8(np.asarray(outputs["image_quarter"])))
     u8 = lambda x: visualize.to_uint8(np.asarray(x))
     one = visualize.transfer_grid(u8(batch["source_image"]), batch["source_keypoints"], batch["target_keypoints"],
                                   u8(outputs["image"]), u8(batch["target_image"]))
     three = visualize.transfer_grid(u8(batch["source_image"]), batch["source_keypoints"],
-                                    batch["target_keypoints"], {k: u8(v) for k, v in columns.items()},
+                                    batch["target_keypoints"], columns,
                                     u8(batch["target_image"]))
     assert three.shape[0] == one.shape[0] and three.shape[1] > one.shape[1]
 

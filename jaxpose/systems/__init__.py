@@ -1,8 +1,9 @@
 """The systems jaxpose trains, and the contract each one fulfils.
 
-A *system* is one published method (ADGAN, PATN, ...): its networks, how a
-batch feeds them, its losses and update order, how it generates, and how its
-official weights are read. Each lives in one file, `jaxpose/systems/<name>.py`,
+A *system* is one published method (ADGAN, PATN, ...) or one network jaxpose
+trains for its own use (the learned pose detector): its networks, how a batch
+feeds them, its losses and update order, what it outputs, how it is evaluated
+and drawn, and how its official weights are read. Each lives in one file, `jaxpose/systems/<name>.py`,
 as a subclass of `System` registered below by name; `config.model` picks it.
 The training engine (`jaxpose/train.py`), evaluation, generation and the
 converter know nothing of any one system: they only use this contract.
@@ -22,6 +23,8 @@ The contract (`jaxpose.systems.base.System`):
     official_files        {network: (checkpoint kind, file-name suffix)} of
                           the official release, for `init_from=<...>.pth`
                           and `python -m jaxpose.convert --kind <name>`.
+    result_title          the pictures' title for what `generate` made
+                          ("generated"; the pose detector: "detected").
 
   Class methods (config only; no networks built)
     batch_keys(config)            the model inputs a batch holds (device side).
@@ -45,12 +48,26 @@ The contract (`jaxpose.systems.base.System`):
     train_step(state, batch, rng) -> (state, metrics): pure; the engine adds
                                   the step count, the non-finite guard and the
                                   learning rate.
-    generate(nets, batch)         -> {'image': (B, H, W, 3) in [-1, 1], ...}.
+    generate(nets, batch)         -> the system's outputs, jitted: generators
+                                  {'image': (B, H, W, 3) in [-1, 1], ...}; the
+                                  pose detector {'heatmaps': (B, H, W, 18)}.
+    result_pictures(batch, outputs)  host side: uint8 (B, H, W, 3) pictures of
+                                  what `generate` made of each example, for the
+                                  training samples and --mode=generate's PNGs
+                                  and strips (default: the generated images; the
+                                  detector: its skeletons over the images).
+    evaluate(generate_fn, nets, source, transform, mesh, *, keys, ...)
+                                  -> {metric: value} on the test split, for
+                                  training's end and --mode=evaluate (default:
+                                  `jaxpose.evaluation.evaluate`, generated vs
+                                  target image metrics; the detector:
+                                  `pckh_learned` on the test images).
     loss_panels()                 the panels of loss_curves.png.
-    sample_columns(outputs)       {title: images} of `generate`'s outputs in the
-                                  sample grids (default: 'generated').
+    sample_columns(batch, outputs)  {title: uint8 pictures} in the sample grids
+                                  (default: result_pictures as one column).
     generation_pictures(...)      extra pictures of --mode=generate (ADGAN's
-                                  component swap grid).
+                                  component swap grid, the detector's
+                                  detections.png).
 
 Adding a system: its system file, its model file(s) in `jaxpose/models/`, its
 configs, its tests, and one line in `_SYSTEMS`.
@@ -70,6 +87,7 @@ _SYSTEMS = {
     "patn": "jaxpose.systems.patn",
     "defgan": "jaxpose.systems.defgan",
     "sdgan": "jaxpose.systems.sdgan",
+    "pose_detector": "jaxpose.systems.pose_detector",
 }
 
 

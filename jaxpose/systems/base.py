@@ -13,9 +13,12 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
+from jaxpose import evaluation
 from jaxpose import optim
+from jaxpose import visualize
 from jaxpose.data import pipeline
 
 
@@ -76,6 +79,7 @@ class System:
   generation_networks: ClassVar[tuple[str, ...]] = ("generator",)
   batches_per_step: ClassVar[int] = 1
   official_files: ClassVar[Mapping[str, tuple[str, str]]] = {}
+  result_title: ClassVar[str] = "generated"
 
   def __init__(self, config: ml_collections.ConfigDict, pretrained: Pretrained):
     self.config = config
@@ -151,12 +155,33 @@ class System:
   def generate(self, nets: Mapping[str, Any], batch: dict) -> dict:
     raise NotImplementedError
 
+  def result_pictures(self, batch: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """What `generate` made of each example of a host batch, as uint8 (B, H, W, 3) pictures.
+
+    `outputs` is `generate`'s dict, fetched to the host. Default: the generated images.
+    """
+    del batch
+    return visualize.to_uint8(outputs["image"])
+
+  def evaluate(self, generate_fn: Callable, nets: Mapping[str, Any], source, transform: pipeline.PairTransform,
+               mesh, *, keys: tuple[str, ...], real_source=None, statistics_path: str | None = None) -> dict:
+    """Test-split metrics of `nets` on `source`: {name: value}.
+
+    Default: the image metrics of `jaxpose.evaluation.evaluate` (generated vs
+    target, with `generate_fn(nets, device batch of keys)`).
+    """
+    return evaluation.evaluate(self.config, generate_fn, nets, source, transform, mesh, keys=keys,
+                               real_source=real_source, statistics_path=statistics_path)
+
   def loss_panels(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return ()
 
-  def sample_columns(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """{column title: (B, H, W, 3) images in [-1, 1]} of `generate`'s outputs shown in the sample grids."""
-    return {"generated": outputs["image"]}
+  def sample_columns(self, batch: Mapping[str, np.ndarray], outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """{column title: uint8 (B, H, W, 3)} of what `generate` made, shown in the sample grids.
+
+    Default: one column, `result_pictures` titled `result_title`.
+    """
+    return {self.result_title: self.result_pictures(batch, outputs)}
 
   def generation_pictures(self, generator, source, transform, out_dir: str) -> dict:
     """Extra --mode=generate pictures; `generator` is a `jaxpose.generate.Generator`. -> {name: path}."""

@@ -47,8 +47,10 @@ from typing import Any, ClassVar, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpose import losses
+from jaxpose import visualize
 from jaxpose.models import defgan as defgan_lib
 from jaxpose.systems import defgan
 
@@ -129,8 +131,9 @@ class SDGAN(defgan.DeformableGAN):
     return (("discriminator", ("d_loss",)),
             ("generator", ("g_total", "g_gan", "g_reconstruction", "g_l1_half", "g_l1_quarter")))
 
-  def sample_columns(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
-    full, half, quarter = self._full_size(outputs)
+  def sample_columns(self, batch: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    del batch
+    full, half, quarter = (visualize.to_uint8(np.asarray(x)) for x in self._full_size(outputs))
     return {"full": full, "1/2 scale": half, "1/4 scale": quarter}
 
 
