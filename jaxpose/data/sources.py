@@ -52,6 +52,10 @@ class PairSource(Sequence):
     image_size: (height, width) of every image.
     parsing_labels: label set of the stored parsing maps ("lip" or "adgan8").
     has_parsing: False when the dataset carries no parsing maps (zeros then).
+    directory: the built dataset's directory (caches computed from it live
+      there, e.g. SPT's pseudo labels).
+    pairing: how `pairs` were made: 'dataset' (the dataset's own pairs, same
+      person), or one of `jaxpose.data.unpaired.PAIRINGS`.
   """
   name: str
   split: str
@@ -60,6 +64,8 @@ class PairSource(Sequence):
   image_size: tuple[int, int]
   parsing_labels: str
   has_parsing: bool
+  directory: str = ""
+  pairing: str = "dataset"
 
   def __len__(self) -> int:
     return len(self.pairs)
@@ -79,7 +85,8 @@ class PairSource(Sequence):
 
   def __repr__(self) -> str:
     return (f"PairSource({self.name!r}, split={self.split!r}, pairs={len(self)}, "
-            f"images={len(self.images)}, image_size={self.image_size}, parsing={self.parsing_labels})")
+            f"images={len(self.images)}, image_size={self.image_size}, parsing={self.parsing_labels}"
+            + (f", pairing={self.pairing}" if self.pairing != "dataset" else "") + ")")
 
 
 def _text(value) -> str:
@@ -143,4 +150,4 @@ def pair_source(name: str, split: str, data_dir: str | None = None) -> PairSourc
   return PairSource(name=full_name, split=split, images=images, pairs=pairs,
                     image_size=(int(height), int(width)),
                     parsing_labels=metadata[records.METADATA_PARSING_LABELS],
-                    has_parsing=bool(metadata[records.METADATA_HAS_PARSING]))
+                    has_parsing=bool(metadata[records.METADATA_HAS_PARSING]), directory=str(builder.data_dir))
