@@ -64,6 +64,7 @@ from jaxpose.systems.base import TrainState
 _SYSTEMS = {
     "adgan": "jaxpose.systems.adgan",
     "patn": "jaxpose.systems.patn",
+    "spt": "jaxpose.systems.spt",
 }
 
 

@@ -46,6 +46,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       _config("256x176", "DeepFashion's full size: 2,400 train / 300 test images.", height=256, width=176),
       _config("64x44", "Quarter size, for the fastest CPU runs.", height=64, width=44),
       _config("128x64", "Market-1501's size.", height=128, width=64),
+      _config("64x32", "Market-1501's aspect at half size: 2,400 train / 300 test images (SPT's CPU runs, "
+              "whose U-Nets need sides divisible by 16).", height=64, width=32),
       _config("tiny", "For tests: 32x24, 8 train and 3 test identities, 3 poses each.",
               height=32, width=24, train_identities=8, test_identities=3, poses_per_identity=3),
   ]
