@@ -21,7 +21,7 @@ face discriminator, so that every path runs.
 from configs import common
 from configs import spt_deepfashion
 
-STAGE_STEPS = {1: 900, 2: 500, 3: 400}
+STAGE_STEPS = {1: 1500, 2: 900, 3: 700}
 
 
 def get_config(variant: str = ""):

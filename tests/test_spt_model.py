@@ -20,7 +20,7 @@ import pytest
 from jaxpose.data import part_transforms
 from jaxpose.io import state_dict as sd_lib
 from jaxpose.models import spt
-spt_system = None  # TEMP
+from jaxpose.systems import spt as spt_system
 import numpy_reference_spt as ref
 import torch_writer
 
@@ -179,10 +179,7 @@ def toy_netg(tmp_path_factory):
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_imported_netg_matches_the_release(toy_netg, alpha):
   path, state_dict = toy_netg
-  from jaxpose.io import torch_checkpoint
-  sd = torch_checkpoint.load_state_dict(path)
-  model = spt.AppearanceGenerator(**spt.hparams_from_torch(sd))
-  variables = spt.from_torch(sd, model)
+  model, variables = spt_system.SYSTEM.checkpoint_kinds()["spt_appearance_generator"](path)
   assert (model.encoder_widths, model.decoder_widths, model.progressive) == (TOY_ENC, TOY_DEC, True)
   full, half = _inputs()
   got = jax.jit(model.apply)(variables, **_to_flax(full), half=_to_flax(half), alpha=alpha)

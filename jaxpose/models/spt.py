@@ -212,15 +212,16 @@ def spt_warp(features: Array, transforms: Array, factor: int = 1) -> Array:
   y0 = jnp.floor(iy)
   fx = ix - x0
   fy = iy - y0
+  # The four neighbours in one gather (one scatter in the backward pass): (B, P, h, w, 4).
+  xx = x0[..., None] + jnp.array([0.0, 1.0, 0.0, 1.0])
+  yy = y0[..., None] + jnp.array([0.0, 0.0, 1.0, 1.0])
+  weights = (jnp.stack([1.0 - fx, fx, 1.0 - fx, fx], -1) * jnp.stack([1.0 - fy, 1.0 - fy, fy, fy], -1))
+  inside = (xx >= 0) & (xx <= w - 1) & (yy >= 0) & (yy <= h - 1)
+  weights = jnp.where(inside, weights, 0.0)
+  index = jnp.clip(yy, 0, h - 1).astype(jnp.int32) * w + jnp.clip(xx, 0, w - 1).astype(jnp.int32)
   flat = features.reshape(batch, h * w, channels)
-  out = jnp.zeros((batch,) + ix.shape[1:] + (channels,), jnp.float32)
-  for dy, wy in ((0, 1.0 - fy), (1, fy)):
-    for dx, wx in ((0, 1.0 - fx), (1, fx)):
-      xx, yy = x0 + dx, y0 + dy
-      inside = (xx >= 0) & (xx <= w - 1) & (yy >= 0) & (yy <= h - 1)
-      index = (jnp.clip(yy, 0, h - 1).astype(jnp.int32) * w + jnp.clip(xx, 0, w - 1).astype(jnp.int32))
-      values = jax.vmap(lambda f, i: f[i])(flat, index).astype(jnp.float32)  # (B, P, h, w, C)
-      out = out + jnp.where(inside, wx * wy, 0.0)[..., None] * values
+  values = jax.vmap(lambda f, i: f[i])(flat, index).astype(jnp.float32)  # (B, P, h, w, 4, C)
+  out = jnp.einsum("bphwk,bphwkc->bphwc", weights, values)
   return out.astype(features.dtype)
 
 
@@ -299,6 +300,53 @@ class WholeMapNorm(nn.Module):
     return whole_map_norm(x, scale, bias, self.eps)
 
 
+def conv_transpose_4x4_s2(x: Array, kernel: Array, dtype) -> Array:
+  """PyTorch `ConvTranspose2d(k4, s2, p1)` (the release's ConvTranspose + Cropping2D(1)) as four 2x2 convs.
+
+  kernel (4, 4, C_in, C_out) = the torch weight (C_in, C_out, 4, 4) transposed
+  (2, 3, 0, 1), as `layers.ConvTranspose`. Output row 2m reads input rows m-1
+  and m through kernel rows 3 and 1, row 2m + 1 rows m and m + 1 through
+  kernel rows 2 and 0 (columns alike): one stride-1 2x2 conv per output phase
+  of the input padded by one, then interleaved. The same products as the
+  dilated-input form, whose gradient XLA:CPU computes 30x slower (94 ms vs 3 ms
+  for a 32x16x64 -> 32 map on this project's host). (B, H, W, C_in) -> (B, 2H, 2W, C_out).
+  """
+  b, h, w, _ = x.shape
+  xp = jnp.pad(x.astype(dtype), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  kernel = kernel.astype(dtype)
+  taps = ((3, 1), (2, 0))  # kernel indices of the two taps of each output phase
+  phases = []
+  for a in range(2):
+    row = []
+    for c in range(2):
+      k = kernel[jnp.array(taps[a])][:, jnp.array(taps[c])]
+      window = xp[:, a:a + h + 1, c:c + w + 1]
+      row.append(jax.lax.conv_general_dilated(window, k, (1, 1), "VALID",
+                                              dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    phases.append(jnp.stack(row, axis=3))  # (B, H, W, 2, C)
+  out = jnp.stack(phases, axis=2)  # (B, H, 2, W, 2, C)
+  return out.reshape(b, 2 * h, 2 * w, -1)
+
+
+class ConvTranspose4x4(nn.Module):
+  """`ConvTranspose2d(k4, s2, p1, no bias)` with `layers.ConvTranspose`'s parameter (`kernel` (4, 4, C_in, features)).
+
+  On CPU through `conv_transpose_4x4_s2` (fast gradients), elsewhere through `layers.ConvTranspose`.
+  """
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    kernel = self.param("kernel", _KERNEL_INIT, (4, 4, x.shape[-1], self.features), jnp.float32)
+    if jax.default_backend() == "cpu":
+      return conv_transpose_4x4_s2(x, kernel, self.dtype)
+    y = jax.lax.conv_general_dilated(x.astype(self.dtype), kernel[::-1, ::-1].astype(self.dtype), (1, 1),
+                                     ((2, 2), (2, 2)), lhs_dilation=(2, 2),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y
+
+
 class Block(nn.Module):
   """The release's `Block(input_nc, output_nc, down, bn, dropout, leaky)`.
 
@@ -321,7 +369,7 @@ class Block(nn.Module):
     if self.down:
       x = layers.ReflectConv(self.features, 4, 2, 1, "zero", False, _KERNEL_INIT, self.dtype, name="conv")(x)
     else:
-      x = layers.ConvTranspose(self.features, 4, 2, 1, 0, False, _KERNEL_INIT, self.dtype, name="conv")(x)
+      x = ConvTranspose4x4(self.features, self.dtype, name="conv")(x)
     if self.norm:
       x = WholeMapNorm(name="norm")(x)
     if self.dropout_rate > 0:

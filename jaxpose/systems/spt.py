@@ -453,6 +453,26 @@ class SPT(base.System):
                                    self._full(target_parsing_global), batch["target_pose"], "atob", batch,
                                    half=half, alpha=alpha, train=train, rng=rng)
 
+  def cycle(self, ha_vars, batch: dict, parsing_b_global: jax.Array, *, alpha, rng) -> tuple[jax.Array, jax.Array]:
+    """The release's training forward: fake_B = H_A(A -> B), then fake_A = H_A(fake_B -> A), dropout on.
+
+    The second pass reads fake_B (average-pooled for the half-size branch, as
+    the release) with B's parsing and pose, and A's as its target, through the
+    B -> A warps. (Running the two passes as one `lax.scan` would compile H_A
+    once, but XLA:CPU then runs the step 4x slower.) parsing_b_global:
+    (B, h, w, 9) at H_S's resolution. Returns (fake_B, fake_A), (B, H, W, 3) each.
+    """
+    rng_a, rng_b = jax.random.split(rng)
+    fake_b = self.transfer(ha_vars, batch, parsing_b_global, alpha=alpha, train=True, rng=rng_a)
+    g = self._global
+    half = self._half_inputs(spt_lib.avg_pool2(fake_b) if self.progressive else None, parsing_b_global,
+                             g(batch, "target_pose"), g(batch, "source_parsing")[..., 1:], g(batch, "source_pose"),
+                             "btoa", batch)
+    fake_a = self.appearance_forward(ha_vars, fake_b, self._full(parsing_b_global), batch["target_pose"],
+                                     batch["source_parsing"][..., 1:], batch["source_pose"], "btoa", batch, half=half,
+                                     alpha=alpha, train=True, rng=rng_b)
+    return fake_b, fake_a
+
   def fade_in_alpha(self, step: jax.Array) -> jax.Array:
     steps = int(self.config.generator.fade_in_steps)
     if not self.progressive or steps <= 0:
@@ -503,7 +523,7 @@ class SPT(base.System):
   def train_step(self, state: base.TrainState, batch: dict, rng: jax.Array) -> tuple[base.TrainState, dict]:
     cfg = self.config.loss
     stage = self.stage
-    rng_s, rng_a, rng_b = jax.random.split(rng, 3)
+    rng_s, rng_a = jax.random.split(rng)
     generators, discriminators = self._trained()
     alpha = self.fade_in_alpha(state.step)
     nets = state.nets
@@ -531,34 +551,28 @@ class SPT(base.System):
       if stage in (2, 3):
         ha_vars = {**nets["generator"], "params": params["generator"]}
         parsing_b = probs[..., 1:]
-        fake_b = self.transfer(ha_vars, batch, parsing_b, alpha=alpha, train=True, rng=rng_a)
+        fake_b, fake_a = self.cycle(ha_vars, batch, parsing_b, alpha=alpha, rng=rng_a)
         parsing_b_full = self._full(parsing_b)
-        half = self._half_inputs(spt_lib.avg_pool2(fake_b) if self.progressive else None, parsing_b,
-                                 target_pose_global, self._global(batch, "source_parsing")[..., 1:],
-                                 self._global(batch, "source_pose"), "btoa", batch)
-        fake_a = self.appearance_forward(ha_vars, fake_b, parsing_b_full, batch["target_pose"], parsing_a,
-                                         batch["source_pose"], "btoa", batch, half=half, alpha=alpha, train=True,
-                                         rng=rng_b)
-        d_vars = nets["discriminator"]
-        g_a = losses.lsgan_loss(self.discriminator.apply(d_vars, jnp.concatenate([fake_b, parsing_b_full], -1)), True)
-        g_b = losses.lsgan_loss(self.discriminator.apply(d_vars, jnp.concatenate([fake_a, parsing_a], -1)), True)
+        # One pass per network over both fakes (D's norms are per sample: the same as two passes).
+        scores = _split(self.discriminator.apply(nets["discriminator"], jnp.concatenate(
+            [jnp.concatenate([fake_b, parsing_b_full], -1), jnp.concatenate([fake_a, parsing_a], -1)], 0)), 2)
+        terms["g_gan"] = sum(losses.lsgan_loss(x, True) for x in scores)
         if self.face:
           face_b = spt_lib.face_crop(fake_b, batch["target_face_transform"])
           face_a = spt_lib.face_crop(fake_a, batch["source_face_transform"])
-          terms["g_face"] = (losses.lsgan_loss(self.face_discriminator.apply(nets["face_discriminator"], face_b), True)
-                             + losses.lsgan_loss(self.face_discriminator.apply(nets["face_discriminator"], face_a),
-                                                 True))
+          scores = _split(self.face_discriminator.apply(nets["face_discriminator"],
+                                                        jnp.concatenate([face_b, face_a], 0)), 2)
+          terms["g_face"] = sum(losses.lsgan_loss(x, True) for x in scores)
           outputs.update(face_a=face_a, face_b=face_b)
-        terms["g_gan"] = g_a + g_b
         total += cfg.gan * (terms["g_gan"] + terms.get("g_face", 0.0))
         if self.pose_detector is not None:
           detector = lambda x: self.pose_detector.apply(state.frozen["pose_detector"], x)
           terms["g_pose"] = (losses.mse_loss(detector(fake_a), batch["source_pose"])
                              + losses.mse_loss(detector(fake_b), batch["target_pose"]))
           total += cfg.pose * terms["g_pose"]
-        fake_a_feat = self._vgg_features(state.frozen, fake_a)
-        real_a_feat = jax.lax.stop_gradient(self._vgg_features(state.frozen, real_a))
-        fake_b_feat = self._vgg_features(state.frozen, fake_b)
+        fake_a_feat, real_a_feat, fake_b_feat = _split(
+            self._vgg_features(state.frozen, jnp.concatenate([fake_a, real_a, fake_b], 0)), 3)
+        real_a_feat = jax.lax.stop_gradient(real_a_feat)
         terms["g_content"] = losses.mse_loss(fake_a_feat, real_a_feat)
         masks_b = spt_lib.avg_pool2(parsing_b_full[..., 1:])  # labels 2-9 (face excluded)
         masks_a = spt_lib.avg_pool2(parsing_a[..., 1:])
@@ -589,8 +603,8 @@ class SPT(base.System):
       fake_parsing = jnp.concatenate([outputs["probs"], target_pose_global], -1)
 
       def parsing_loss(p, net=self.parsing_discriminator):
-        return 0.5 * (lsgan(net.apply({"params": p}, real_parsing), True)
-                      + lsgan(net.apply({"params": p}, fake_parsing), False))
+        real_score, fake_score = _split(net.apply({"params": p}, jnp.concatenate([real_parsing, fake_parsing], 0)), 2)
+        return 0.5 * (lsgan(real_score, True) + lsgan(fake_score, False))
       d_losses["parsing_discriminator"] = parsing_loss
     if "discriminator" in discriminators:
       real = jnp.concatenate([real_a, parsing_a], -1)
@@ -598,17 +612,19 @@ class SPT(base.System):
       fake_b = jnp.concatenate([outputs["fake_b"], outputs["parsing_b_full"]], -1)
 
       def d_loss(p, net=self.discriminator):
-        real_score = lsgan(net.apply({"params": p}, real), True)
-        return (0.5 * (real_score + lsgan(net.apply({"params": p}, fake_a), False))
-                + 0.5 * (real_score + lsgan(net.apply({"params": p}, fake_b), False)))
+        real_score, fake_a_score, fake_b_score = _split(net.apply({"params": p}, jnp.concatenate(
+            [real, fake_a, fake_b], 0)), 3)
+        real_term = lsgan(real_score, True)
+        return 0.5 * (real_term + lsgan(fake_a_score, False)) + 0.5 * (real_term + lsgan(fake_b_score, False))
       d_losses["discriminator"] = d_loss
     if "face_discriminator" in discriminators:
       real_face = spt_lib.face_crop(real_a, batch["source_face_transform"])
 
       def face_loss(p, net=self.face_discriminator):
-        real_score = lsgan(net.apply({"params": p}, real_face), True)
-        return (0.5 * (real_score + lsgan(net.apply({"params": p}, outputs["face_a"]), False))
-                + 0.5 * (real_score + lsgan(net.apply({"params": p}, outputs["face_b"]), False)))
+        real_score, fake_a_score, fake_b_score = _split(net.apply({"params": p}, jnp.concatenate(
+            [real_face, outputs["face_a"], outputs["face_b"]], 0)), 3)
+        real_term = lsgan(real_score, True)
+        return 0.5 * (real_term + lsgan(fake_a_score, False)) + 0.5 * (real_term + lsgan(fake_b_score, False))
       d_losses["face_discriminator"] = face_loss
     for name, loss_fn in d_losses.items():
       loss, d_grads = jax.value_and_grad(loss_fn)(nets[name]["params"])
@@ -713,6 +729,11 @@ class SPT(base.System):
     for name, path in outputs.items():
       logging.info("Wrote the %s picture %s", name, path)
     return outputs
+
+
+def _split(x: jax.Array, parts: int) -> list[jax.Array]:
+  """A batch concatenated from `parts` equal batches -> those batches."""
+  return jnp.split(x, parts, axis=0)
 
 
 def _stack(examples: list[dict]) -> dict:
