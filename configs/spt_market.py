@@ -12,8 +12,9 @@ release covers DeepFashion only; at Market's 128x64 H_A is its global
 generator alone at full size without the final upsampling (Deformable GAN's
 Market generator with SPT's inputs, our reading of the paper's Market
 settings), and the face discriminator is left out at this resolution, as the
-authors did. Everything else as configs/spt_deepfashion.py. `:tiny` shrinks
-every network for a two-step run on the builder's dummy data.
+authors did. Everything else as configs/spt_deepfashion.py. `:tiny` is a
+two-step stage 1 (pseudo labels and H_S) at toy widths on the builder's dummy
+data (the synthetic :tiny runs this H_A).
 """
 
 import ml_collections
@@ -22,7 +23,7 @@ from configs import spt_deepfashion
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """variant: "stage1" (also ""), "stage2", "stage3", or "tiny" (stage 3 at toy size)."""
+  """variant: "stage1" (also ""), "stage2", "stage3", or "tiny" (stage 1 at toy size)."""
   config = spt_deepfashion.get_config("tiny" if variant == "tiny" else "stage1")
   config.data.name = "market1501_pose/lip"
   config.data.image_size = (128, 64)
@@ -31,6 +32,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.generator.progressive = False
   config.generator.fade_in_steps = 0
   config.face_discriminator.enabled = False
+  if variant == "tiny":
+    config.stage = 1
   if variant in ("", "stage1", "stage2", "stage3"):
     spt_deepfashion.set_stage(config, int(variant[-1]) if variant else 1, "runs/spt_market_stage{}")
   elif variant != "tiny":

@@ -339,9 +339,10 @@ def cache_path(source, options: SearchOptions, num_images: int) -> str:
 def cached_search(source, options: SearchOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """The pseudo labels of a `PairSource`'s paired images, computed once and cached.
 
-  The images searched are those the dataset pairs (all have the four torso
-  joints). Returns (images (N,), partners (N, top_k) image indices, -1 where
-  none, distances (N, top_k)).
+  The images searched are those the dataset pairs that have their four torso
+  joints (the part fits need them; Market's pairs include a few without).
+  Returns (images (N,), partners (N, top_k) image indices, -1 where none,
+  distances (N, top_k)).
   """
   if not source.has_parsing:
     raise ValueError(f"{source.name} has no parsing maps: pseudo labels need them (choose a config with parsing)")
@@ -351,16 +352,24 @@ def cached_search(source, options: SearchOptions) -> tuple[np.ndarray, np.ndarra
   path = cache_path(source, options, len(images))
   if os.path.exists(path):
     with np.load(path) as cached:
-      if np.array_equal(cached["images"], images):
+      if "paired_images" in cached and np.array_equal(cached["paired_images"], images):
         logging.info("Pseudo labels of %s %s from %s", source.name, source.split, path)
-        return images, cached["partners"], cached["distances"]
+        return cached["images"], cached["partners"], cached["distances"]
   logging.info("Searching pseudo labels for %d %s images of %s (once; cached in %s)", len(images), source.split,
                source.name, path)
+  paired = images
   labels, keypoints = read_maps(source, images, options)
+  torso = np.array([keypoints_lib.has_torso(k) for k in keypoints], bool)
+  if not torso.any():
+    raise ValueError(f"no {source.name} {source.split} image has its four torso joints")
+  if not torso.all():
+    logging.info("Pseudo labels: %d of %d images lack a torso joint and are left out", int((~torso).sum()),
+                 len(images))
+  images, labels, keypoints = images[torso], labels[torso], keypoints[torso]
   index, distances = search(labels, keypoints, options, progress=True)
   partners = np.where(index >= 0, images[np.maximum(index, 0)], -1)
   tmp = path + ".tmp.npz"
-  np.savez(tmp, images=images, partners=partners, distances=distances,
+  np.savez(tmp, paired_images=paired, images=images, partners=partners, distances=distances,
            options=json.dumps(dataclasses.asdict(options)))
   os.replace(tmp, path)
   logging.info("Wrote %s", path)
