@@ -190,10 +190,22 @@ def load_pose_detector(path: str) -> pretrained_lib.FeatureNetwork | None:
   if not path:
     return None
   try:
-    return pretrained_lib.load("pose_detector", path)
+    loaded = pretrained_lib.load("pose_detector", path)
+    variables, origin = {"params": loaded.variables["params"]}, loaded.description
   except ValueError as e:
     if "unknown pretrained network" not in str(e):
       raise
+    variables, origin = _read_detector_variables(path)
+  variables = jax.tree.map(np.asarray, variables)
+  hparams = _detector_hparams(variables)
+  module = pose_detector_lib.ResnetPoseDetector(**hparams)
+  return pretrained_lib.FeatureNetwork(
+      arch="resnet_pose_detector:{num_keypoints}:{width}:{num_blocks}".format(**hparams), module=module,
+      variables=variables, description=f"SPT pose detector (ResnetPoseDetector {hparams}) from {origin}")
+
+
+def _read_detector_variables(path: str) -> tuple[dict, str]:
+  """A run directory / convert output holding one ResnetPoseDetector, or a msgpack of its variables."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"config.pose_detector_path={path!r} does not exist")
   if os.path.isdir(path):
@@ -202,18 +214,12 @@ def load_pose_detector(path: str) -> pretrained_lib.FeatureNetwork | None:
     if len(found) != 1:
       raise ValueError(f"{where} holds {sorted(nets)}; expected exactly one ResnetPoseDetector (params with "
                        "'stem' and 'output')")
-    variables, origin = {"params": found[0]["params"]}, where
-  else:
-    with open(path, "rb") as f:
-      variables, origin = flax.serialization.msgpack_restore(f.read()), path
-    if "params" not in variables:
-      raise ValueError(f"{path}: expected a msgpack of {{'params': ...}} of a ResnetPoseDetector")
-  variables = jax.tree.map(np.asarray, {"params": variables["params"]})
-  hparams = _detector_hparams(variables)
-  module = pose_detector_lib.ResnetPoseDetector(**hparams)
-  return pretrained_lib.FeatureNetwork(
-      arch="resnet_pose_detector:{num_keypoints}:{width}:{num_blocks}".format(**hparams), module=module,
-      variables=variables, description=f"SPT pose detector (ResnetPoseDetector {hparams}) from {origin}")
+    return {"params": found[0]["params"]}, where
+  with open(path, "rb") as f:
+    variables = flax.serialization.msgpack_restore(f.read())
+  if not isinstance(variables, dict) or "params" not in variables:
+    raise ValueError(f"{path}: expected a msgpack of {{'params': ...}} of a ResnetPoseDetector")
+  return {"params": variables["params"]}, path
 
 
 def _detector_from_arch(arch: str, dtype) -> pose_detector_lib.ResnetPoseDetector:
