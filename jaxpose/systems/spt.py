@@ -695,8 +695,8 @@ class SPT(base.System):
                    visualize.to_uint8(batch["target_image"][i])])
     outputs["parsing_transformation"] = visualize.save_png(
         os.path.join(out_dir, "parsing_transformation.png"),
-        visualize.grid(rows, column_titles=["source", "src parsing", "tgt pose", "H_S parsing", "generated",
-                                            "true parsing", "target"]))
+        visualize.grid(rows, column_titles=["source", "parsing", "tgt pose", "H_S", "generated", "truth",
+                                            "target"]))
 
     # 2. Texture transfer: person A's clothes on person B's parsing layout and pose.
     raw = [source[int(i)] for i in indices[:valid]]
@@ -714,7 +714,7 @@ class SPT(base.System):
             for i in range(len(mixed))]
     outputs["texture_transfer"] = visualize.save_png(
         os.path.join(out_dir, "texture_transfer.png"),
-        visualize.grid(rows, column_titles=["clothes of", "layout of", "B's parsing", "A on B"]))
+        visualize.grid(rows, column_titles=["A", "B", "B layout", "A on B"]))
 
     # 3. Controlled manipulation: the source in its own pose with an edited parsing map.
     edit = self.config.generate.get("spt_edit", "long_sleeves")
@@ -731,7 +731,7 @@ class SPT(base.System):
              plain[i], visualize.colorize_parsing(edited[i], label_set), changed[i]] for i in range(len(same))]
     outputs["manipulation"] = visualize.save_png(
         os.path.join(out_dir, f"manipulation_{edit}.png"),
-        visualize.grid(rows, column_titles=["source", "parsing", "as is", f"edit: {edit}", "edited"]))
+        visualize.grid(rows, column_titles=["source", "parsing", "as is", "edited", "result"]))
     for name, path in outputs.items():
       logging.info("Wrote the %s picture %s", name, path)
     return outputs
