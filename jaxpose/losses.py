@@ -213,3 +213,88 @@ def contextual_feature_loss(vgg, vgg_variables, generated: jax.Array, target: ja
   target_features = jax.lax.stop_gradient(vgg.apply(vgg_variables, target, layers))
   return sum(contextual_loss(target_features[l], generated_features[l], sigma=sigma, b=b, chunk_size=chunk_size)
              for l in layers)
+
+
+# ----------------------------------------------------------------------------
+# SPT (Song et al., CVPR 2019): the release's `backward_G` terms (shared/reference/peers.md 4.4)
+# and H_S's pseudo-label loss.
+
+
+def mse_loss(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+  """Mean squared error over all elements (PyTorch `MSELoss`)."""
+  return jnp.mean(jnp.square(predictions.astype(jnp.float32) - targets.astype(jnp.float32)))
+
+
+def imagenet_standardize(images: jax.Array) -> jax.Array:
+  """SPT's VGG input: `(x - mean) / std` with ImageNet statistics applied directly to [-1, 1] images.
+
+  (The release's `Normalization` module, unlike `imagenet_normalize`, does not map to [0, 1] first.)
+  (B, H, W, 3) -> same.
+  """
+  mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
+  std = jnp.asarray(IMAGENET_STD, images.dtype)
+  return (images - mean) / std
+
+
+def weighted_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Array) -> jax.Array:
+  """Per-pixel cross-entropy of softmax(logits) against one-hot (or soft) targets, weighted, averaged.
+
+  Args:
+    logits: (B, H, W, K) class scores.
+    targets: (B, H, W, K) one-hot labels (any distribution over K works).
+    weights: (B, H, W) or (B, H, W, 1) per-pixel weights (SPT's H_S: 1 + target pose mask).
+
+  Returns:
+    Scalar mean over pixels of weight * -sum_k target_k log softmax_k.
+  """
+  log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  per_pixel = -jnp.sum(targets.astype(jnp.float32) * log_p, axis=-1)
+  return jnp.mean(per_pixel * weights.reshape(per_pixel.shape).astype(jnp.float32))
+
+
+def gram_matrix(features: jax.Array) -> jax.Array:
+  """(B, H, W, C) -> (B, C, C): F^T F / (H W) (the release's `gram_matrix`)."""
+  b, h, w, c = features.shape
+  f = features.astype(jnp.float32).reshape(b, h * w, c)
+  return jnp.einsum("bpc,bpd->bcd", f, f) / (h * w)
+
+
+def region_gram_matrices(features: jax.Array, masks: jax.Array) -> jax.Array:
+  """The release's `patch_gram_matrix`: one Gram matrix per region of the features masked by it.
+
+  features (B, H, W, C), masks (B, H, W, K) (soft masks allowed) -> (B, K, C, C),
+  entry k = gram_matrix(features * masks[..., k]).
+  """
+  b, h, w, c = features.shape
+  f = features.astype(jnp.float32).reshape(b, h * w, 1, c) * masks.astype(jnp.float32).reshape(b, h * w, -1, 1)
+  return jnp.einsum("bpkc,bpkd->bkcd", f, f) / (h * w)
+
+
+def region_visibility(masks_a: jax.Array, masks_b: jax.Array) -> jax.Array:
+  """(B, H, W, K) masks of two images -> (B, K, 1, 1): max_A(region) * max_B(region), the release's visibility."""
+  return (jnp.max(masks_a, axis=(1, 2)) * jnp.max(masks_b, axis=(1, 2)))[:, :, None, None]
+
+
+def semantic_style_loss(fake_b_features: jax.Array, real_a_features: jax.Array, fake_a_features: jax.Array,
+                        masks_a: jax.Array, masks_b: jax.Array) -> jax.Array:
+  """SPT's semantic-aware style loss (the release's `loss_patch_style`).
+
+  Region Gram matrices compared where the region is visible in both images:
+  MSE(v * G(fake_B, masks_B), v * G(real_A, masks_A)) + mean((v * G(fake_A,
+  masks_A) - v * G(fake_B, masks_B))^2), v = `region_visibility(masks_A,
+  masks_B)`.
+
+  Args:
+    fake_b_features, real_a_features, fake_a_features: (B, H, W, C) VGG features
+      (relu2_1 in SPT) of the generated target, the source, the cycled source.
+    masks_a, masks_b: (B, H, W, K) region masks at the features' resolution
+      (SPT: parsing labels 2-9, average-pooled to relu2_1's size).
+
+  Returns:
+    Scalar.
+  """
+  v = region_visibility(masks_a, masks_b)
+  gram_fake_b = v * region_gram_matrices(fake_b_features, masks_b)
+  real = mse_loss(gram_fake_b, v * region_gram_matrices(real_a_features, masks_a))
+  cycle = mse_loss(v * region_gram_matrices(fake_a_features, masks_a), gram_fake_b)
+  return real + cycle

@@ -54,6 +54,7 @@ from jaxpose import systems
 from jaxpose import visualize
 from jaxpose.data import pipeline
 from jaxpose.data import sources
+from jaxpose.data import unpaired
 from jaxpose.io import state_dict as state_dict_lib
 from jaxpose.systems import TrainState
 
@@ -427,10 +428,15 @@ class Data:
 
 
 def open_data(config, system_cls=None) -> Data:
-  """The config's train and test pair sources, checked against the config and the system, and its transform."""
+  """The config's train and test pair sources, checked against the config and the system, and its transform.
+
+  The training pairs follow `config.data.pairing` (`jaxpose.data.unpaired`:
+  the dataset's own pairs by default); the test pairs are always the dataset's.
+  """
   system_cls = system_cls or systems.get(config.model)
   data_dir = config.data.data_dir or None
-  train_source = sources.pair_source(config.data.name, "train", data_dir)
+  train_source = unpaired.from_config(sources.pair_source(config.data.name, "train", data_dir), config.data,
+                                      seed=config.seed)
   test_source = sources.pair_source(config.data.name, "test", data_dir)
   check_split_sizes(train_source, test_source)
   _validate_config(config, system_cls, train_source)

@@ -65,9 +65,13 @@ def pose_image(keypoints: np.ndarray, height: int, width: int, *,
   return np.asarray(image)
 
 
+# SPT's 10 classes in the colours of the LIP classes they come from.
+_SPT10_PALETTE = _PALETTE[[parsing_lib.LIP[name] for name in parsing_lib.SPT10_LABELS]]
+
+
 def colorize_parsing(labels: np.ndarray, label_set: str = "lip") -> np.ndarray:
   """(H, W) integer labels -> uint8 (H, W, 3) colours."""
-  palette = _ADGAN8_PALETTE if label_set == "adgan8" else _PALETTE
+  palette = {"adgan8": _ADGAN8_PALETTE, "spt10": _SPT10_PALETTE}.get(label_set, _PALETTE)
   num = parsing_lib.num_classes(label_set)
   return palette[:num][np.asarray(labels).astype(np.int64) % num]
 

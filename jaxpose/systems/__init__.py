@@ -88,6 +88,7 @@ _SYSTEMS = {
     "defgan": "jaxpose.systems.defgan",
     "sdgan": "jaxpose.systems.sdgan",
     "pose_detector": "jaxpose.systems.pose_detector",
+    "spt": "jaxpose.systems.spt",
 }
 
 
