@@ -48,6 +48,7 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
+from jaxpose import cpu_runtime
 from jaxpose import sharding
 from jaxpose import systems
 from jaxpose import train
@@ -192,6 +193,7 @@ def measure(config, steps: int, devices) -> dict:
   out["sys_s_per_step"] = (sys1 - sys0) / steps
   out["minor_faults_per_step"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / steps
   out["losses"] = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  out["max_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
   return out
 
 
@@ -220,6 +222,8 @@ def official_adgan(config, path: str) -> dict:
 def main(argv) -> None:
   del argv
   config = FLAGS.config
+  # As `jaxpose.main` does, before the backend starts.
+  runtime = cpu_runtime.configure(config)
   devices = jax.devices()[: FLAGS.devices or None]
   with tempfile.TemporaryDirectory() as scratch:
     if FLAGS.vgg == "vgg19_random":
@@ -236,11 +240,13 @@ def main(argv) -> None:
         f"generator width {config.generator.width}, {config.compute_dtype}; VGG: {FLAGS.vgg}")
   print(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), JAX {jax.__version__}; "
         f"compilation cache: {ours['compilation_cache']}")
+  print(f"CPU runtime: {'; '.join(runtime)}")
   print(f"start-up: build {ours['build_s']:.1f} s, state creation {ours['create_s']:.1f} s, "
         f"step compile {ours['compile_s']:.1f} s, first step {ours['first_step_s']:.2f} s")
   print(f"steady state: {step:.3f} s/step (min {min(ours['step_s']):.3f}, {len(ours['step_s'])} steps), "
         f"{1 / step:.2f} steps/s, {images:.2f} images/s; CPU per step: user {ours['user_s_per_step']:.1f} s, "
-        f"sys {ours['sys_s_per_step']:.1f} s, {ours['minor_faults_per_step']:.0f} minor page faults")
+        f"sys {ours['sys_s_per_step']:.1f} s, {ours['minor_faults_per_step']:.0f} minor page faults; "
+        f"peak RSS {ours['max_rss_gb']:.1f} GB")
   flops_per_image = ours["xla_flops_per_step"] / config.batch_size
   print(f"XLA-counted FLOPs: {flops_per_image / 1e9:.1f} GFLOP per image per step "
         f"({ours['xla_flops_per_step'] / step / 1e9:.1f} GFLOP/s achieved)")
