@@ -36,6 +36,13 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   config.optim.decay_steps = 500
 
   config.compute_dtype = "float32"  # or "bfloat16" on GPUs (norms stay float32)
+  # CPU runtime (jaxpose/cpu_runtime.py). keep_freed_host_memory: glibc malloc keeps
+  # freed memory for the next step instead of faulting it in again (nothing computed
+  # changes). cpu_convolutions: "default" (XLA's choice, YNNPACK; every recorded
+  # result used it) or "eigen" (several times faster on CPUs; the same sums, so
+  # float32 rounding differs).
+  config.keep_freed_host_memory = True
+  config.cpu_convolutions = "default"
 
   config.log_every = 100
   config.sample_every = 2000

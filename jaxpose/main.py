@@ -70,6 +70,10 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  # Before the backend starts (XLA reads its flags then; its threads share one malloc arena).
+  from jaxpose import cpu_runtime  # pylint: disable=g-import-not-at-top
+  for line in cpu_runtime.configure(FLAGS.config):
+    logging.info("CPU runtime: %s", line)
   _hide_gpus_from_tensorflow()
   if FLAGS.multihost:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,

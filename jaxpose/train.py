@@ -44,6 +44,7 @@ import ml_collections
 import numpy as np
 
 from jaxpose import checkpoints
+from jaxpose import cpu_runtime
 from jaxpose import divergence
 from jaxpose import evaluation
 from jaxpose import optim
@@ -473,6 +474,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   cache = enable_compilation_cache(config)
   logging.info("XLA compilation cache: %s", cache or "off")
+  for line in cpu_runtime.configure(config):
+    logging.info("CPU runtime: %s", line)
   is_chief = jax.process_index() == 0
   mesh = sharding_lib.make_mesh()
   per_process_batch = sharding_lib.per_process_batch_size(config.batch_size, mesh)
