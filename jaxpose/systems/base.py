@@ -7,8 +7,10 @@ holds its defaults.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Callable, ClassVar, Mapping
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -132,6 +134,32 @@ class System:
     with a warning: several releases hold the generator alone).
     """
     raise ValueError(f"{cls.name} has no official checkpoint format; use one of our run directories")
+
+  @classmethod
+  def read_official_siblings(cls, path: str, networks: tuple[str, ...], weights: dict[str, Any]) -> tuple[dict, str]:
+    """Adds to `weights` the official files of `networks` found beside generator file `path`.
+
+    Each network's file is `path` with the generator's suffix replaced by its
+    own (`official_files`); a missing one is skipped with a warning (several
+    releases hold the generator alone). -> (weights, origin: the files read).
+    """
+    kinds = cls.checkpoint_kinds()
+    suffix = cls.official_files["generator"][1]
+    sources = [path]
+    others = [n for n in networks if n in cls.official_files and n != "generator"]
+    if others and not path.endswith(suffix):
+      raise ValueError(f"{path}: official {cls.name} generator files end in {suffix}; use "
+                       "config.init_what='generator' to load a differently named generator alone")
+    stem = path[: -len(suffix)]
+    for name in others:
+      kind, other_suffix = cls.official_files[name]
+      if os.path.exists(stem + other_suffix):
+        weights[name] = kinds[kind](stem + other_suffix)[1]
+        sources.append(stem + other_suffix)
+      else:
+        logging.warning("init_from: %s not found; %s starts from random weights (the released "
+                        "checkpoints hold only the generator)", stem + other_suffix, name)
+    return weights, " + ".join(sources)
 
   @classmethod
   def from_variables(cls, config, nets: Mapping[str, Any]) -> "System":

@@ -19,10 +19,8 @@ Subclasses say how their generator is called (`generate`,
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, ClassVar, Mapping
 
-from absl import logging
 import jax
 import jax.numpy as jnp
 import optax
@@ -131,24 +129,8 @@ class DualDiscriminatorGAN(base.System):
 
   @classmethod
   def read_official(cls, config, path: str, networks: tuple[str, ...]) -> tuple[dict, str]:
-    kinds = cls.checkpoint_kinds()
-    generator_kind, generator_suffix = cls.official_files["generator"]
-    _, variables = kinds[generator_kind](path)
-    weights, sources = {"generator": variables}, [path]
-    others = [n for n in networks if n != "generator"]
-    if others and not path.endswith(generator_suffix):
-      raise ValueError(f"{path}: official generator files end in {generator_suffix}; use "
-                       "config.init_what='generator' to load a differently named generator alone")
-    stem = path[: -len(generator_suffix)]
-    for name in others:
-      kind, suffix = cls.official_files[name]
-      if os.path.exists(stem + suffix):
-        weights[name] = kinds[kind](stem + suffix)[1]
-        sources.append(stem + suffix)
-      else:
-        logging.warning("init_from: %s not found; %s starts from random weights (the released "
-                        "checkpoints hold only the generator)", stem + suffix, name)
-    return weights, " + ".join(sources)
+    _, variables = cls.checkpoint_kinds()[cls.official_files["generator"][0]](path)
+    return cls.read_official_siblings(path, networks, {"generator": variables})
 
   # ---------------------------------------------------------------- state
 

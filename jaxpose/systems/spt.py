@@ -378,22 +378,7 @@ class SPT(base.System):
       raise ValueError(f"{path}: SPT's authors released H_A alone; H_S comes from one of our runs. Train stage 1, "
                        "then start stage 2 from it and from this file's H_A (init_what='generator' with this "
                        "file, or generate with a run that holds both)")
-    kinds = cls.checkpoint_kinds()
-    weights, origin = {"generator": _appearance_kind(path)[1]}, [path]
-    suffix = cls.official_files["generator"][1]
-    others = [n for n in networks if n in cls.official_files and n != "generator"]
-    if others and not path.endswith(suffix):
-      raise ValueError(f"{path}: the release's generator files end in {suffix}; use config.init_what='generator' "
-                       "to load a differently named one alone")
-    stem = path[: -len(suffix)]
-    for name in others:
-      kind, other_suffix = cls.official_files[name]
-      if os.path.exists(stem + other_suffix):
-        weights[name] = kinds[kind](stem + other_suffix)[1]
-        origin.append(stem + other_suffix)
-      else:
-        logging.warning("init_from: %s not found; %s starts from random weights", stem + other_suffix, name)
-    return weights, " + ".join(origin)
+    return cls.read_official_siblings(path, networks, {"generator": _appearance_kind(path)[1]})
 
   @classmethod
   def from_variables(cls, config, nets: Mapping[str, Any]) -> "SPT":
