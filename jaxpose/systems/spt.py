@@ -645,6 +645,11 @@ class SPT(base.System):
     target_global = target[:, ::2, ::2] if self.progressive else target
     return self.transfer(nets["generator"], batch, target_global, alpha=1.0)
 
+  def sample_columns(self, batch, outputs):
+    """H_S's parsing next to the generated image: stage 1 trains H_S alone, so its samples show what it learns."""
+    return {"H_S parsing": visualize.colorize_parsing(np.argmax(outputs["parsing"], -1), "spt10"),
+            self.result_title: self.result_pictures(batch, outputs)}
+
   def loss_panels(self):
     panels = []
     if self.stage in (1, 3):
