@@ -143,12 +143,12 @@ def convert_official(system: str, files: Mapping[str, str], output: str) -> dict
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m jaxpose.convert",
-      description="Convert official checkpoints (PyTorch .pth; Keras .h5 for Deformable GAN/SDGAN) into a "
+      description="Convert official checkpoints (PyTorch .pth; Keras .h5 for Deformable GAN) into a "
                   "jaxpose Orbax directory "
                   "(train from it with --config.init_from=<output>).")
   parser.add_argument("--kind", required=True, choices=list(official_systems()), help="which official system")
   parser.add_argument("--generator", help="the generator file: <epoch>_net_netG.pth (ADGAN, PATN), "
-                      "<epoch>_net_G.pth (SPT's H_A), the generator .h5 (Deformable GAN, SDGAN)")
+                      "<epoch>_net_G.pth (SPT's H_A), the generator .h5 (Deformable GAN)")
   parser.add_argument("--discriminator_pb", help="<epoch>_net_netD_PB.pth (optional)")
   parser.add_argument("--discriminator_pp", help="<epoch>_net_netD_PP.pth (optional)")
   parser.add_argument("--network", action="append", default=[], metavar="NAME=PATH",
