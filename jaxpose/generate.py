@@ -22,21 +22,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 from absl import logging
-import jax
 import ml_collections
 import numpy as np
 import tqdm
 
-from jaxpose import checkpoints
-from jaxpose import sharding as sharding_lib
+from jaxpose import inference
 from jaxpose import systems
 from jaxpose import visualize
 from jaxpose.data import annotation_csv
 from jaxpose.data import bad_input
-from jaxpose.data import heatmaps
 from jaxpose.data import image_io
 from jaxpose.data import keypoints as kp
 from jaxpose.data import letterbox
@@ -49,53 +46,13 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str) -> tuple[sys
   """(a system able to generate, its generation networks' variables, where they came from).
 
   From `config.generate.checkpoint`: empty means the latest checkpoint of
-  `workdir`; otherwise one of our run or step directories, a convert output or
-  an official generator `.pth`. The generator's architecture is read off the
-  weights (`System.from_variables`), so reduced-width files work too.
+  `workdir`; otherwise shipped weights, one of our run or step directories, a
+  convert output or an official generator `.pth` (`inference.generation_networks`).
   """
-  path = config.generate.checkpoint or workdir
-  system_cls = systems.get(config.model)
-  wanted = system_cls.generation_networks
-  if path.endswith(".pth"):
-    nets, origin = system_cls.read_official(config, path, wanted)
-    origin = f"official checkpoint {origin}"
-  else:
-    nets, step_dir = checkpoints.read_weights(path)
-    origin = f"checkpoint {step_dir}"
-  missing = [n for n in wanted if n not in nets]
-  if missing:
-    raise ValueError(f"{path} holds no {missing} weights (it holds {sorted(nets)}); {config.model} generates "
-                     f"with {list(wanted)}")
-  nets = {n: nets[n] for n in wanted}
-  return system_cls.from_variables(config, nets), nets, origin
+  return inference.generation_networks(config, config.generate.checkpoint or workdir)
 
 
-class Generator:
-  """A system's jitted generation with one set of variables, on a mesh.
-
-  Attributes:
-    system: the system (its `generate(nets, batch)`).
-    nets: {network: variables}, placed on the mesh.
-    keys: the model inputs a batch needs.
-  """
-
-  def __init__(self, system: systems.System, nets: Any, mesh):
-    # Checkpoints restore onto the devices they were saved from; generation runs on `mesh`.
-    self.system = system
-    self.nets = jax.device_put(nets, sharding_lib.replicated_sharding(mesh))
-    self.mesh = mesh
-    self.keys = system.batch_keys(system.config)
-    self._generate = jax.jit(system.generate)
-
-  def device_batch(self, batch: dict) -> dict:
-    return sharding_lib.to_global_arrays({k: batch[k] for k in self.keys}, self.mesh)
-
-  def generate(self, batch: dict) -> np.ndarray:
-    """Host batch -> generated uint8 images (B, H, W, 3)."""
-    return visualize.to_uint8(jax.device_get(self._generate(self.nets, self.device_batch(batch))["image"]))
-
-
-def pose_transfer_pairs(gen: Generator, source, transform, out_dir: str, *, indices: Sequence[int],
+def pose_transfer_pairs(pipe: inference.Pipeline, source, transform, out_dir: str, *, indices: Sequence[int],
                         batch_size: int) -> list[np.ndarray]:
   """Generates every pair in `indices`, writing PNGs and strips; returns (example, generated) pairs."""
   strips = []
@@ -104,7 +61,7 @@ def pose_transfer_pairs(gen: Generator, source, transform, out_dir: str, *, indi
   batches = pipeline.eval_batches(source, batch_size=batch_size, transform=transform, indices=indices)
   total = -(-len(indices) // batch_size)
   for batch, valid in tqdm.tqdm(batches, total=total, desc="pose transfer", unit="batch"):
-    generated = gen.generate(batch)
+    generated = pipe.generate(batch)
     for i in range(valid):
       pair = int(batch["pair_index"][i])
       example = source[pair]
@@ -145,11 +102,12 @@ def parse_keypoints_text(text: str) -> np.ndarray:
   return points.astype(np.int32)
 
 
-def _custom_inputs(config, image_size) -> dict | None:
+def _custom_inputs(config, pipe: inference.Pipeline) -> dict | None:
   """A user's own source image, parsing map and target keypoints as a one-example batch.
 
-  The image and its parsing map may have any size: they are letterboxed
-  (aspect kept, padded) to the model's size as the anime builder does.
+  The image and its parsing map may have any size: `pipe.person` letterboxes
+  them to the model's size, as `Pipeline.transfer` does. The target keypoints
+  are in the frame of `target_keypoints_size` (default: the model's).
   """
   g = config.generate
   if not g.source_image:
@@ -157,27 +115,17 @@ def _custom_inputs(config, image_size) -> dict | None:
   if not (g.source_parsing and g.target_keypoints):
     raise ValueError("config.generate.source_image needs config.generate.source_parsing and "
                      "config.generate.target_keypoints too")
-  height, width = image_size
   try:
     pixels = image_io.read_image(g.source_image).pixels
     labels = image_io.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
                                      [pixels.shape[:2]], g.parsing_labels)
   except bad_input.BadInput as e:
     raise ValueError(f"{g.source_image} / {g.source_parsing}: {e}") from e
-  box = letterbox.Letterbox.fit(pixels.shape[:2], (height, width))
-  image, labels = box.image(pixels), box.labels(labels)
-  target = parse_keypoints_text(g.target_keypoints)
-  frame = tuple(g.target_keypoints_size) or (height, width)
-  target = letterbox.Letterbox.fit(frame, (height, width)).keypoints(target)
-  num = parsing_lib.num_classes(config.data.parsing_merge)
-  one_hot = parsing_lib.one_hot(parsing_lib.merge(labels, g.parsing_labels, config.data.parsing_merge), num)
-  pose = heatmaps.keypoints_to_heatmaps(target, height, width, sigma=config.data.heatmap_sigma,
-                                        mode=config.data.heatmap_mode)
-  image_f = image.astype(np.float32) / 127.5 - 1.0
-  # Models that also read a source pose (PATN) get an empty one: a user's image has no annotation.
-  return {"source_image": image_f[None], "target_image": image_f[None], "source_parsing": one_hot[None],
-          "target_parsing": one_hot[None], "target_pose": pose[None], "source_pose": np.zeros_like(pose)[None],
-          "target_keypoints": target[None], "source_image_u8": image}
+  person = pipe.person(pixels, labels, labels=g.parsing_labels, name=g.source_image)
+  frame = tuple(g.target_keypoints_size) or pipe.image_size
+  target = pipe.keypoints(parse_keypoints_text(g.target_keypoints), letterbox.Letterbox.fit(frame, pipe.image_size))
+  batch = pipe.inputs(person, pipe.heatmaps(target))
+  return {**batch, "target_keypoints": target[None], "source_image_u8": visualize.to_uint8(person.image)}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -187,13 +135,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   system, nets, origin = load_generator(config, workdir)
   logging.info("Generating with %s's %s from %s", config.model, ", ".join(nets), origin)
-  mesh = sharding_lib.make_mesh(jax.devices()[:1])
-  gen = Generator(system, nets, mesh)
+  pipe = inference.Pipeline(system, nets, origin)
   outputs = {}
 
-  custom = _custom_inputs(config, tuple(config.data.image_size))
+  custom = _custom_inputs(config, pipe)
   if custom is not None:
-    generated = gen.generate(custom)[0]
+    generated = pipe.generate(custom)[0]
     h, w = generated.shape[:2]
     strip = visualize.grid([[custom["source_image_u8"], visualize.pose_image(custom["target_keypoints"][0], h, w),
                              generated]], column_titles=["source", "tgt pose", "generated"])
@@ -206,7 +153,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   transform = type(system).transform(config, source)
   num = config.generate.num_pairs or len(source)
   indices = pipeline.spread_indices(len(source), num)
-  strips = pose_transfer_pairs(gen, source, transform, out_dir, indices=indices,
+  strips = pose_transfer_pairs(pipe, source, transform, out_dir, indices=indices,
                                batch_size=config.generate.batch_size)
   overview = [[e["source_image"], visualize.pose_image(e["target_keypoints"], *g.shape[:2]), g, e["target_image"]]
               for e, g in strips[:16]]
@@ -214,5 +161,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       os.path.join(out_dir, "pose_transfer.png"),
       visualize.grid(overview, column_titles=["source", "tgt pose", "generated", "target"]))
   logging.info("Wrote %d pose transfers under %s and %s", len(strips), out_dir, outputs["pose_transfer"])
-  outputs.update(system.generation_pictures(gen, source, transform, out_dir))
+  outputs.update(system.generation_pictures(pipe, source, transform, out_dir))
   return outputs

@@ -42,6 +42,7 @@ from jaxpose import optim
 from jaxpose import sharding as sharding_lib
 from jaxpose import systems
 from jaxpose import visualize
+from jaxpose import weights as weights_lib
 from jaxpose.data import pipeline
 from jaxpose.data import sources
 from jaxpose.io import state_dict as state_dict_lib
@@ -189,19 +190,28 @@ def init_networks(config, system_cls: type[systems.System]) -> tuple[str, ...]:
   return names
 
 
+def _check_init_from(path: str) -> None:
+  if not (os.path.exists(path) or weights_lib.resolve(path) is not None):
+    raise FileNotFoundError(f"config.init_from={path!r} does not exist (nor is it shipped weights: "
+                            f"{sorted(weights_lib.SHIPPED)})")
+
+
 def load_init_weights(config, system_cls: type[systems.System]) -> tuple[dict, str]:
   """Weights for a weights-only start: ({network: variables}, origin).
 
   `config.init_from` may be an official generator file (`.pth`; its sibling
   discriminator files are used when present), one of our run or step
-  directories, or a `python -m jaxpose.convert` output.
+  directories, a `python -m jaxpose.convert` output, or shipped weights (a
+  name of `jaxpose.weights.SHIPPED` or a weights directory).
   """
   path = config.init_from
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"config.init_from={path!r} does not exist")
+  _check_init_from(path)
   wanted = init_networks(config, system_cls)
   if path.endswith(".pth"):
     weights, origin = system_cls.read_official(config, path, wanted)
+  elif weights_lib.resolve(path) is not None:
+    weights, record = weights_lib.read(path, config)
+    origin = f"weights {weights_lib.resolve(path)} ({record.get('steps', '?')} steps)"
   else:
     weights, origin = checkpoints.read_weights(path)
   weights = {k: v for k, v in weights.items() if k in wanted}
@@ -275,8 +285,8 @@ def _validate_config(config, system_cls, train_source) -> None:
   for name in ("num_train_steps", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
     if getattr(config, name) <= 0:
       raise ValueError(f"config.{name} must be positive, got {getattr(config, name)}")
-  if config.init_from and not os.path.exists(config.init_from):
-    raise FileNotFoundError(f"config.init_from={config.init_from!r} does not exist")
+  if config.init_from:
+    _check_init_from(config.init_from)
   system_cls.check(config, train_source)
 
 
@@ -350,11 +360,15 @@ def build(config, mesh, data: Data) -> Engine:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains per `config`, checkpointing into `workdir`, then evaluates the test split.
 
-  Writes <workdir>/data_samples.png, samples/step_*.png, TensorBoard events,
+  Writes <workdir>/config.json, data_samples.png, samples/step_*.png, TensorBoard events,
   metrics_history.jsonl, loss_curves.png and metrics.json; returns the metrics.
   """
   workdir = os.path.abspath(workdir)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    # `jaxpose.load(workdir)` reads it back: the run's weights with the settings they belong to.
+    with open(os.path.join(workdir, checkpoints.CONFIG_FILE), "w") as f:
+      f.write(config.to_json_best_effort(indent=2) + "\n")
   cache = enable_compilation_cache(config)
   logging.info("XLA compilation cache: %s", cache or "off")
   is_chief = jax.process_index() == 0

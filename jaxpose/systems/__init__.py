@@ -36,6 +36,11 @@ The contract (`jaxpose.systems.base.System`):
                                   files) -> ({network: variables}, origin).
     from_variables(config, nets)  a system able to `generate` with these
                                   variables (architecture read off shapes).
+    strip_frozen(nets), attach_frozen(config, nets, frozen)
+                                  leave frozen pretrained parts held inside
+                                  trained networks (ADGAN's style VGG) out of
+                                  shipped weight files, and put them back
+                                  (`jaxpose.weights`).
 
   Instance (built from a config and its pretrained networks)
     init(rng, example, frozen)    -> (nets, opt, aux, frozen) for `TrainState`,
@@ -44,9 +49,17 @@ The contract (`jaxpose.systems.base.System`):
                                   the step count, the non-finite guard and the
                                   learning rate.
     generate(nets, batch)         -> {'image': (B, H, W, 3) in [-1, 1], ...}.
+    component_names()             the components of a style code, in slot
+                                  order (ADGAN: the 8 parsing components); ()
+                                  for systems without one.
+    generate_components(nets, batch)  -> like `generate`, each component
+                                  taken from its own picture (swaps; only
+                                  where component_names() is not empty).
     loss_panels()                 the panels of loss_curves.png.
-    generation_pictures(...)      extra pictures of --mode=generate (ADGAN's
-                                  component swap grid).
+    generation_pictures(pipeline, source, transform, out_dir)
+                                  extra pictures of --mode=generate (ADGAN's
+                                  component swap grid), made through the
+                                  `jaxpose.inference.Pipeline` users call.
 
 Adding a system: its system file, its model file(s) in `jaxpose/models/`, its
 configs, its tests, and one line in `_SYSTEMS`.

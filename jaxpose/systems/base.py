@@ -123,6 +123,19 @@ class System:
     raise ValueError(f"{cls.name} has no official checkpoint format; use one of our run directories")
 
   @classmethod
+  def strip_frozen(cls, nets: Mapping[str, Any]) -> tuple[dict, dict]:
+    """-> (nets without the frozen pretrained parts, {network: how to re-attach them}), for
+    `jaxpose.weights.save`: shipped files hold only what training learned."""
+    return dict(nets), {}
+
+  @classmethod
+  def attach_frozen(cls, config, nets: Mapping[str, Any], frozen: Mapping[str, Any]) -> dict:
+    """Inverse of `strip_frozen` (`frozen` is what it returned), checking the values are the same."""
+    if frozen:
+      raise ValueError(f"{cls.name} has no frozen parts to re-attach, but the weights list {sorted(frozen)}")
+    return dict(nets)
+
+  @classmethod
   def from_variables(cls, config, nets: Mapping[str, Any]) -> "System":
     """A system whose `generate` applies `nets` (by default: built from the config)."""
     return cls(config, cls.load_pretrained(config))
@@ -144,9 +157,22 @@ class System:
   def generate(self, nets: Mapping[str, Any], batch: dict) -> dict:
     raise NotImplementedError
 
+  def component_names(self) -> tuple[str, ...]:
+    """The parsing components the style code is made of, in slot order; () without a style code."""
+    return ()
+
+  def generate_components(self, nets: Mapping[str, Any], batch: dict) -> dict:
+    """Generation with each component taken from its own picture (component attribute transfer).
+
+    batch: 'component_images' (B, K, H, W, 3) in [-1, 1], 'component_masks'
+    (B, K, H, W) (picture i's parsing channel i), 'target_pose' (B, H, W, 18).
+    Only systems with a style code (`component_names()` not empty) have it.
+    """
+    raise NotImplementedError(f"{self.name} has no per-component style code")
+
   def loss_panels(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return ()
 
-  def generation_pictures(self, generator, source, transform, out_dir: str) -> dict:
-    """Extra --mode=generate pictures; `generator` is a `jaxpose.generate.Generator`. -> {name: path}."""
+  def generation_pictures(self, pipeline, source, transform, out_dir: str) -> dict:
+    """Extra --mode=generate pictures; `pipeline` is a `jaxpose.inference.Pipeline`. -> {name: path}."""
     return {}
