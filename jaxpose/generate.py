@@ -3,9 +3,10 @@
   python -m jaxpose.main --mode=generate --config configs/synthetic_adgan.py --workdir runs/synthetic_adgan
 
 Weights come from `config.generate.checkpoint`: empty means the latest
-checkpoint of --workdir; otherwise one of our run or step directories, a
-`python -m jaxpose.convert` output, or an official `<epoch>_net_netG.pth`.
-Writes under `config.generate.output_dir` (default <workdir>/generated):
+checkpoint of --workdir; otherwise shipped weights (`synthetic-adgan`), one of
+our run or step directories, a `python -m jaxpose.convert` output, or an
+official `<epoch>_net_netG.pth`. Every picture is made through the same
+`jaxpose.inference.Pipeline` that `jaxpose.load` returns. Writes under `config.generate.output_dir` (default <workdir>/generated):
 
   pose_transfer/<i>_<source>___<target>.png   each generated image
   strips/<i>_<source>___<target>.png          source | target pose | generated | target

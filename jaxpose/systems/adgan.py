@@ -11,9 +11,12 @@ Pretrained frozen networks: the style encoder's VGG (up to relu4_1, inside the
 generator's variables as its 'frozen' collection), the loss VGG (up to relu4_2
 with CX, relu1_2 without) and optionally ADGAN's own CX VGG (`vgg_conv.pth`).
 
-Generation: pose transfer, and component attribute transfer by mixing the
-64-d component slots of the 512-d style code (`generation_pictures` draws the
-swap grid; the official repository never released this).
+Generation: pose transfer, and component attribute transfer: slot i of the
+style code (style_dim / 8 numbers) encodes component i alone, so taking a
+component from another picture is encoding that picture's component into its
+slot (`generate_components`, behind `jaxpose.inference.Pipeline.swap`;
+`generation_pictures` draws the swap grid; the official repository never
+released this).
 """
 
 from __future__ import annotations
