@@ -1,6 +1,7 @@
 """CPU speed of the ADGAN generator: forward, and forward + backward of an L1 loss.
 
-  .venv/bin/python benchmarks/adgan_speed.py [--iters 3] [--batch 1] [--height 256] [--width 176]
+  .venv/bin/python benchmarks/adgan_speed.py [--iters 3] [--batch 1] [--height 256] [--width 176] \
+      [--cpu_convolutions eigen] [--malloc_as_is]
 
 Builds ADGANGenerator at the official defaults, jits it, warms up (compilation
 excluded), then prints seconds per iteration next to the official PyTorch
@@ -8,7 +9,9 @@ figures measured on this kind of machine with 2 CPU threads (shared/reference/
 adgan.md section 6: forward ~4.2 s, forward + backward 6.6-7.3 s, batch 1,
 256x176). Weights are random (speed does not depend on them); they are drawn
 with numpy from the model's abstract shapes, which avoids compiling the random
-initialisers. Not a test.
+initialisers. The CPU runtime is set up as `jaxpose.main` does
+(`jaxpose.cpu_runtime`: malloc keeps freed memory unless --malloc_as_is;
+--cpu_convolutions picks XLA:CPU's convolution library). Not a test.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose import cpu_runtime
 from jaxpose.models import adgan
 
 OFFICIAL = {"forward": "about 4.2 s", "forward+backward": "6.6-7.3 s"}
@@ -50,7 +54,12 @@ def main():
   parser.add_argument("--height", type=int, default=256)
   parser.add_argument("--width", type=int, default=176)
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+  parser.add_argument("--cpu_convolutions", default="default", choices=cpu_runtime.CONVOLUTION_LIBRARIES)
+  parser.add_argument("--malloc_as_is", action="store_true", help="leave glibc malloc's settings alone")
   args = parser.parse_args()
+  runtime = [cpu_runtime.use_convolution_library(args.cpu_convolutions)]
+  if not args.malloc_as_is:
+    runtime.append(cpu_runtime.keep_freed_memory())
 
   model = adgan.ADGANGenerator(dtype=jnp.dtype(args.dtype))
   rng = np.random.default_rng(1)
@@ -72,7 +81,7 @@ def main():
 
   print(f"ADGAN generator, batch {args.batch}, {args.height}x{args.width}, {args.dtype}, "
         f"JAX {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} CPUs visible), "
-        f"{args.iters} timed iterations after compile + 1 warm-up")
+        f"{args.iters} timed iterations after compile + 1 warm-up; {'; '.join(runtime)}")
   start = time.perf_counter()
   fwd = time_it(forward, (variables, *inputs), args.iters)
   fwd_bwd = time_it(forward_backward, (variables["params"], variables["frozen"], *inputs, target_image),

@@ -36,6 +36,13 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   config.optim.decay_steps = 500
 
   config.compute_dtype = "float32"  # or "bfloat16" on GPUs (norms stay float32)
+  # CPU runtime (jaxpose/cpu_runtime.py). keep_freed_host_memory: glibc malloc keeps
+  # freed memory for the next step instead of faulting it in again (nothing computed
+  # changes). cpu_convolutions: "default" (XLA's choice, YNNPACK; every recorded
+  # result used it) or "eigen" (several times faster on CPUs; the same sums, so
+  # float32 rounding differs).
+  config.keep_freed_host_memory = True
+  config.cpu_convolutions = "default"
 
   config.log_every = 100
   config.sample_every = 2000
@@ -53,6 +60,24 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   # comma-separated (e.g. "generator").
   config.init_from = ""
   config.init_what = "all"
+
+  # Where a run resumes: -1 = the newest intact checkpoint of --workdir (damaged
+  # ones are set aside); N = step N, setting the later steps aside under
+  # <workdir>/checkpoints_set_aside (never deleted). Applied once: a re-run whose
+  # checkpoints already descend from step N resumes from the newest.
+  config.restore_step = -1
+
+  # The divergence guard (jaxpose/divergence.py); 0 turns a check off.
+  config.guard = ml_collections.ConfigDict()
+  # An update moving a network's weights by more than this times their norm is
+  # not applied and stops the run (normal steps: a few percent).
+  config.guard.max_update_ratio = 1.0
+  # A logged metric matching `watch` above spike_factor x its median over the
+  # last spike_window logs (once spike_min_history are known) stops the run.
+  config.guard.watch = "*_grad_norm"
+  config.guard.spike_factor = 100.0
+  config.guard.spike_window = 10
+  config.guard.spike_min_history = 5
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_pairs = 0  # 0 = the whole test split
@@ -72,6 +97,9 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   # body_pose_model.pth (CMU licence, never shipped; docs/your_own_photos.md says where).
   config.eval.pose_estimator_path = ""
   config.eval.pose_estimator_protocol = "patn"  # PATN's PCKh; "original" = CMU's demo
+  # pckh_learned: a pose detector jaxpose trained; "" = none, "synthetic" = the shipped one
+  # (64x44 synthetic people), or a path (python -m jaxpose.pose.learned's output, or a run).
+  config.eval.learned_pose_detector_path = ""
 
   # --mode=generate (jaxpose/generate.py).
   config.generate = ml_collections.ConfigDict()
@@ -89,6 +117,12 @@ def get_config(model: str) -> ml_collections.ConfigDict:
   config.generate.parsing_labels = "lip"
   config.generate.target_keypoints = ""
   config.generate.target_keypoints_size = ()
+  # ... or the target pose as a photo of someone in it: OpenPose finds its keypoints, with the
+  # weights of pose_estimator_path ("" = config.eval.pose_estimator_path). With weights, a
+  # source photo's keypoints are found too unless given (in its own pixels) as source_keypoints.
+  config.generate.target_image = ""
+  config.generate.source_keypoints = ""
+  config.generate.pose_estimator_path = ""
   return config
 
 
@@ -127,6 +161,8 @@ def use_synthetic_people(config) -> None:
   config.checkpoint_every = 100
   config.eval.num_pairs = 200
   config.eval.batch_size = 40
+  # pckh_learned with the detector jaxpose ships (trained at 64x44; other sizes skip it with a log line).
+  config.eval.learned_pose_detector_path = "synthetic"
 
 
 def synthetic_tiny(config, shrink_for_tests) -> None:

@@ -12,7 +12,12 @@ dropped) and reports, as means over pairs:
                         colour is from the target's, relative to always painting
                         the average colour (1.0: an average person; 0: exact;
                         `jaxpose.metrics.region_colour`)
-plus any metric of `jaxpose.metrics.suite` whose weights the config provides.
+plus any metric of `jaxpose.metrics.suite` whose weights the config provides,
+and, for systems whose `generate` also returns a predicted target parsing
+('parsing', (B, H, W, K) scores; SPT), on data with parsing maps:
+  parsing_accuracy                  pixel accuracy of its argmax vs the target's parsing
+  parsing_miou                      mean IoU over the classes present in either
+  parsing_accuracy_source_baseline  the same accuracy for the source's own parsing
 """
 
 from __future__ import annotations
@@ -37,17 +42,50 @@ def process_slice(batch: dict, mesh) -> dict:
 
 
 def generated_batches(generate_fn, nets, source, transform, mesh, *, keys, batch_size: int,
-                      num_pairs: int | None = None):
+                      num_pairs: int | None = None, with_outputs: bool = False):
   """Yields (host batch, generated uint8 images) over the first `num_pairs` pairs, padding dropped.
 
   generate_fn(nets, device batch of `keys`) -> the system's generate dict.
+  with_outputs: yield (host batch, generated, the generate dict's other entries as numpy) instead.
   """
   batch_size = -(-batch_size // mesh.devices.size) * mesh.devices.size
   for batch, valid in pipeline.eval_batches(source, batch_size=batch_size, transform=transform,
                                             num_pairs=num_pairs):
     device_batch = sharding_lib.to_global_arrays(process_slice({k: batch[k] for k in keys}, mesh), mesh)
-    generated = visualize.to_uint8(jax.device_get(generate_fn(nets, device_batch)["image"]))
-    yield {k: v[:valid] for k, v in batch.items()}, generated[:valid]
+    outputs = jax.device_get(generate_fn(nets, device_batch))
+    generated = visualize.to_uint8(outputs["image"])
+    host = {k: v[:valid] for k, v in batch.items()}
+    if with_outputs:
+      yield host, generated[:valid], {k: np.asarray(v)[:valid] for k, v in outputs.items() if k != "image"}
+    else:
+      yield host, generated[:valid]
+
+
+class ParsingAccuracy:
+  """Accumulates a predicted target parsing's pixel accuracy and IoU against the true target parsing."""
+
+  def __init__(self, num_classes: int):
+    self.correct = self.source_correct = self.pixels = 0
+    self.intersection = np.zeros(num_classes, np.int64)
+    self.union = np.zeros(num_classes, np.int64)
+
+  def update(self, predicted: np.ndarray, target: np.ndarray, source: np.ndarray) -> None:
+    """(B, H, W, K) scores or one-hot maps of the prediction, the target and the source."""
+    predicted, target, source = (np.argmax(x, axis=-1) for x in (predicted, target, source))
+    self.correct += int(np.sum(predicted == target))
+    self.source_correct += int(np.sum(source == target))
+    self.pixels += target.size
+    for k in range(len(self.union)):
+      p, t = predicted == k, target == k
+      self.intersection[k] += int(np.sum(p & t))
+      self.union[k] += int(np.sum(p | t))
+
+  def result(self) -> dict[str, float]:
+    present = self.union > 0
+    return {"parsing_accuracy": self.correct / max(self.pixels, 1),
+            "parsing_accuracy_source_baseline": self.source_correct / max(self.pixels, 1),
+            "parsing_miou": float(np.mean(self.intersection[present] / self.union[present])) if present.any()
+                            else float("nan")}
 
 
 def _real_statistics(suite, config, real_source, statistics_path: str | None) -> None:
@@ -87,17 +125,24 @@ def evaluate(config, generate_fn, nets, source, transform, mesh, *, keys, real_s
   colours = (region_colour.IdentityColourAccumulator(region_colour.identity_groups(
       parsing_lib.LABEL_SETS[transform.parsing_merge])) if source.has_parsing else None)
   logging.info("Evaluating on %d %s pairs of %s", total, source.split, source.name)
-  for batch, generated in generated_batches(generate_fn, nets, source, transform, mesh, keys=keys,
-                                            batch_size=config.eval.batch_size, num_pairs=num_pairs):
+  parsing = None
+  for batch, generated, outputs in generated_batches(generate_fn, nets, source, transform, mesh, keys=keys,
+                                                     batch_size=config.eval.batch_size, num_pairs=num_pairs,
+                                                     with_outputs=True):
     target = visualize.to_uint8(batch["target_image"])
     suite.update(generated=generated, target=target, source=visualize.to_uint8(batch["source_image"]),
                  target_keypoints=batch["target_keypoints"])
     if colours is not None:
       colours.update(generated, target, batch["target_parsing"])
+    if "parsing" in outputs and source.has_parsing:
+      parsing = parsing or ParsingAccuracy(outputs["parsing"].shape[-1])
+      parsing.update(outputs["parsing"], batch["target_parsing"], batch["source_parsing"])
   results = suite.result()
   if colours is not None:
     # A region no target shows (hair at toy sizes) has no number rather than a NaN.
     results.update({f"colour_error_{region}": m["ratio"] for region, m in colours.result().items() if m["rows"]})
+  if parsing is not None:
+    results.update(parsing.result())
   results["num_pairs"] = int(total)
   return results
 

@@ -85,7 +85,7 @@ def generation_networks(config, path: str) -> tuple[systems.System, dict, str]:
   """
   system_cls = systems.get(config.model)
   wanted = system_cls.generation_networks
-  if path.endswith(".pth"):
+  if system_cls.is_official_file(path):
     nets, origin = system_cls.read_official(config, path, wanted)
     origin = f"official checkpoint {origin}"
   elif weights_lib.resolve(path) is not None:
@@ -216,13 +216,21 @@ class Pipeline:
 
   # ---------------------------------------------------------------- batched cores
 
-  def generate(self, batch: Mapping[str, Any]) -> np.ndarray:
-    """Model inputs (the system's batch keys, batch B) -> generated uint8 (B, H, W, 3)."""
+  def device_batch(self, batch: Mapping[str, Any]) -> dict:
+    """The system's model inputs of a host batch, on the device (what `system.generate` reads)."""
     missing = [k for k in self.keys if k not in batch]
     if missing:
       raise ValueError(f"{self.system.name} generates from {list(self.keys)}; the batch lacks {missing}")
-    out = self._generate(self.nets, {k: np.asarray(batch[k]) for k in self.keys})
-    return visualize.to_uint8(jax.device_get(out["image"]))
+    return jax.device_put({k: np.asarray(batch[k]) for k in self.keys})
+
+  def outputs(self, batch: Mapping[str, Any]) -> dict:
+    """Model inputs (the system's batch keys, batch B) -> `system.generate`'s dict, on the host."""
+    return jax.device_get(self._generate(self.nets, self.device_batch(batch)))
+
+  def generate(self, batch: Mapping[str, Any]) -> np.ndarray:
+    """Model inputs (batch B) -> uint8 (B, H, W, 3) pictures of the results (`System.result_pictures`:
+    the generated images; the pose detector's skeletons)."""
+    return self.system.result_pictures(batch, self.outputs(batch))
 
   def generate_components(self, batch: Mapping[str, Any]) -> np.ndarray:
     """'component_images' (B,K,H,W,3), 'component_masks' (B,K,H,W), 'target_pose' -> uint8 (B, H, W, 3)."""
@@ -264,8 +272,8 @@ class Pipeline:
       source_pose = np.zeros_like(target_pose)  # a user's picture may come without its own joints
     return {"source_image": person.image[None], "source_parsing": person.parsing[None],
             "target_pose": target_pose[None], "source_pose": source_pose[None],
-            # Read only by training (the loss target); generation never looks at it.
-            "target_image": person.image[None]}
+            # Read only by training (the loss targets); generation never looks at them.
+            "target_image": person.image[None], "target_parsing": person.parsing[None]}
 
   # ---------------------------------------------------------------- calls
 

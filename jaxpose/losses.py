@@ -1,8 +1,10 @@
 """Training losses as small pure functions on arrays (NHWC feature maps, scalars out).
 
 The definitions follow the official ADGAN/PATN code (shared/reference/adgan.md
-section 3, peers.md 1.3); each is tested alone against an independent numpy
-reference in tests/test_losses.py. Weights (lambda_*) are applied by the caller.
+section 3, peers.md 1.3) and Deformable GAN's Keras code (peers.md 2.4: the
+BCE terms on logits, the nearest-neighbour loss); each is tested alone against
+an independent numpy reference in tests/test_losses.py. Weights (lambda_*) are
+applied by the caller.
 """
 
 from __future__ import annotations
@@ -121,6 +123,55 @@ def contextual_loss(target_features: jax.Array, generated_features: jax.Array,
   return jnp.mean(-jnp.log(jnp.mean(max_over_generated, axis=-1)))
 
 
+def bce_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+  """Deformable GAN's D loss: -mean log D(real) - mean log(1 - D(fake)), D = sigmoid(logits).
+
+  real_logits, fake_logits: any shapes (e.g. (B, h, w, 1) patches) -> scalar.
+  The official takes log(D + 1e-7) of the sigmoid output; the log-sigmoid
+  form gives the same values without that floor (which only caps a term at
+  -log(1e-7) ~ 16.1 for a saturated D) and never overflows.
+  """
+  return (jnp.mean(jax.nn.softplus(-real_logits.astype(jnp.float32)))
+          + jnp.mean(jax.nn.softplus(fake_logits.astype(jnp.float32))))
+
+
+def bce_generator_loss(fake_logits: jax.Array) -> jax.Array:
+  """Deformable GAN's adversarial G term: -mean log D(fake), D = sigmoid(logits) (non-saturating) -> scalar."""
+  return jnp.mean(jax.nn.softplus(-fake_logits.astype(jnp.float32)))
+
+
+def nearest_neighbour_loss(generated: jax.Array, reference: jax.Array, area: int) -> jax.Array:
+  """Deformable GAN's `nn_loss(reference, target=generated, (area, area))`, averaged.
+
+  For each generated pixel, the smallest L1 distance (summed over channels)
+  to the reference's pixels in the area x area window around the same
+  position; the reference is padded with -10000, so positions off the image
+  never win. The mean over batch and pixels is returned (Keras averages the
+  loss map).
+
+  Args:
+    generated: (B, H, W, C) generated images or features.
+    reference: (B, H, W, C) the real ones (gradients flow into both).
+    area: odd window side n (1 is the per-pixel channel-summed L1).
+
+  Returns:
+    scalar float32.
+  """
+  if generated.shape != reference.shape or generated.ndim != 4:
+    raise ValueError(f"generated and reference must be equal (B, H, W, C) shapes, got {generated.shape} "
+                     f"and {reference.shape}")
+  if area < 1 or area % 2 == 0:
+    raise ValueError(f"area must be an odd window side >= 1 (the official pads n // 2 on each side), got {area}")
+  _, height, width, _ = generated.shape
+  pad = area // 2
+  generated = generated.astype(jnp.float32)
+  padded = jnp.pad(reference.astype(jnp.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)),
+                   constant_values=-10000.0)
+  distances = [jnp.sum(jnp.abs(padded[:, i:i + height, j:j + width] - generated), axis=-1)
+               for i in range(area) for j in range(area)]
+  return jnp.mean(jnp.min(jnp.stack(distances), axis=0))
+
+
 GAN_LOSSES = {"lsgan": lsgan_loss, "bce": bce_gan_loss}
 
 
@@ -162,3 +213,88 @@ def contextual_feature_loss(vgg, vgg_variables, generated: jax.Array, target: ja
   target_features = jax.lax.stop_gradient(vgg.apply(vgg_variables, target, layers))
   return sum(contextual_loss(target_features[l], generated_features[l], sigma=sigma, b=b, chunk_size=chunk_size)
              for l in layers)
+
+
+# ----------------------------------------------------------------------------
+# SPT (Song et al., CVPR 2019): the release's `backward_G` terms (shared/reference/peers.md 4.4)
+# and H_S's pseudo-label loss.
+
+
+def mse_loss(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+  """Mean squared error over all elements (PyTorch `MSELoss`)."""
+  return jnp.mean(jnp.square(predictions.astype(jnp.float32) - targets.astype(jnp.float32)))
+
+
+def imagenet_standardize(images: jax.Array) -> jax.Array:
+  """SPT's VGG input: `(x - mean) / std` with ImageNet statistics applied directly to [-1, 1] images.
+
+  (The release's `Normalization` module, unlike `imagenet_normalize`, does not map to [0, 1] first.)
+  (B, H, W, 3) -> same.
+  """
+  mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
+  std = jnp.asarray(IMAGENET_STD, images.dtype)
+  return (images - mean) / std
+
+
+def weighted_cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Array) -> jax.Array:
+  """Per-pixel cross-entropy of softmax(logits) against one-hot (or soft) targets, weighted, averaged.
+
+  Args:
+    logits: (B, H, W, K) class scores.
+    targets: (B, H, W, K) one-hot labels (any distribution over K works).
+    weights: (B, H, W) or (B, H, W, 1) per-pixel weights (SPT's H_S: 1 + target pose mask).
+
+  Returns:
+    Scalar mean over pixels of weight * -sum_k target_k log softmax_k.
+  """
+  log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  per_pixel = -jnp.sum(targets.astype(jnp.float32) * log_p, axis=-1)
+  return jnp.mean(per_pixel * weights.reshape(per_pixel.shape).astype(jnp.float32))
+
+
+def gram_matrix(features: jax.Array) -> jax.Array:
+  """(B, H, W, C) -> (B, C, C): F^T F / (H W) (the release's `gram_matrix`)."""
+  b, h, w, c = features.shape
+  f = features.astype(jnp.float32).reshape(b, h * w, c)
+  return jnp.einsum("bpc,bpd->bcd", f, f) / (h * w)
+
+
+def region_gram_matrices(features: jax.Array, masks: jax.Array) -> jax.Array:
+  """The release's `patch_gram_matrix`: one Gram matrix per region of the features masked by it.
+
+  features (B, H, W, C), masks (B, H, W, K) (soft masks allowed) -> (B, K, C, C),
+  entry k = gram_matrix(features * masks[..., k]).
+  """
+  b, h, w, c = features.shape
+  f = features.astype(jnp.float32).reshape(b, h * w, 1, c) * masks.astype(jnp.float32).reshape(b, h * w, -1, 1)
+  return jnp.einsum("bpkc,bpkd->bkcd", f, f) / (h * w)
+
+
+def region_visibility(masks_a: jax.Array, masks_b: jax.Array) -> jax.Array:
+  """(B, H, W, K) masks of two images -> (B, K, 1, 1): max_A(region) * max_B(region), the release's visibility."""
+  return (jnp.max(masks_a, axis=(1, 2)) * jnp.max(masks_b, axis=(1, 2)))[:, :, None, None]
+
+
+def semantic_style_loss(fake_b_features: jax.Array, real_a_features: jax.Array, fake_a_features: jax.Array,
+                        masks_a: jax.Array, masks_b: jax.Array) -> jax.Array:
+  """SPT's semantic-aware style loss (the release's `loss_patch_style`).
+
+  Region Gram matrices compared where the region is visible in both images:
+  MSE(v * G(fake_B, masks_B), v * G(real_A, masks_A)) + mean((v * G(fake_A,
+  masks_A) - v * G(fake_B, masks_B))^2), v = `region_visibility(masks_A,
+  masks_B)`.
+
+  Args:
+    fake_b_features, real_a_features, fake_a_features: (B, H, W, C) VGG features
+      (relu2_1 in SPT) of the generated target, the source, the cycled source.
+    masks_a, masks_b: (B, H, W, K) region masks at the features' resolution
+      (SPT: parsing labels 2-9, average-pooled to relu2_1's size).
+
+  Returns:
+    Scalar.
+  """
+  v = region_visibility(masks_a, masks_b)
+  gram_fake_b = v * region_gram_matrices(fake_b_features, masks_b)
+  real = mse_loss(gram_fake_b, v * region_gram_matrices(real_a_features, masks_a))
+  cycle = mse_loss(v * region_gram_matrices(fake_a_features, masks_a), gram_fake_b)
+  return real + cycle

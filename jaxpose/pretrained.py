@@ -9,6 +9,9 @@ in use.
 
   load("vgg", path, deepest="relu4_2") -> FeatureNetwork(arch, module, variables, description)
   load("openpose", path)                -> CMU's OpenPose body network (PCKh, users' photos)
+  load("pose_detector", None)           -> the learned pose detector jaxpose ships (synthetic
+                                           people, 64x44); a path: one you trained
+                                           (`jaxpose.pose.learned`)
 
 `CHECKPOINT_KINDS` are the feature-network kinds of
 `jaxpose.convert.import_checkpoint`.
@@ -17,7 +20,7 @@ in use.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from jaxpose.models import openpose as openpose_lib
 from jaxpose.models import vgg as vgg_lib
@@ -25,11 +28,16 @@ from jaxpose.models import vgg as vgg_lib
 
 @dataclasses.dataclass(frozen=True)
 class FeatureNetwork:
-  """A loaded frozen network: its Flax module, variables ({'frozen': ...}) and provenance."""
+  """A loaded frozen network: its Flax module, variables ({'frozen': ...}) and provenance.
+
+  `info` holds what the weights' own metadata says (the learned pose
+  detector's detector.json, with its `image_size` and `threshold`).
+  """
   arch: str
   module: Any
   variables: Any
   description: str
+  info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _vgg(path: str | None, *, deepest: str | None = None, arch_if_none: str = "vgg16") -> FeatureNetwork:
@@ -51,14 +59,26 @@ def _openpose(path: str | None) -> FeatureNetwork:
                         description=f"OpenPose COCO body network from {path}")
 
 
+def _pose_detector(path: str | None) -> FeatureNetwork:
+  """The learned pose detector: None = the shipped synthetic one; else an exported directory, a
+  detector.npz or a pose_detector training run (`jaxpose.pose.learned.load`)."""
+  from jaxpose.pose import learned  # pylint: disable=g-import-not-at-top
+  detector = learned.load(path or None)
+  info = {**detector.info, "image_size": detector.image_size, "threshold": detector.threshold}
+  return FeatureNetwork(arch="resnet_pose_detector", module=detector.model, variables=detector.variables,
+                        description=detector.description, info=info)
+
+
 _LOADERS: dict[str, Callable[..., FeatureNetwork]] = {
     "vgg": _vgg,
     "openpose": _openpose,
+    "pose_detector": _pose_detector,
 }
 
 
 def load(name: str, path: str | None, **options) -> FeatureNetwork:
-  """The frozen network `name` ('vgg') from `path` (None: the offline default, if one exists)."""
+  """The frozen network `name` ('vgg', 'openpose', 'pose_detector') from `path` (None: the offline default,
+  if one exists)."""
   if name not in _LOADERS:
     raise ValueError(f"unknown pretrained network {name!r}; known: {sorted(_LOADERS)}")
   return _LOADERS[name](path, **options)

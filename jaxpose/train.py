@@ -8,14 +8,21 @@ pure `train_step(state, batch, rng)`.
 
 The step (`_train_step`) wraps the system's update: the RNG key of step s is
 `fold_in(seed key, s)` (a restarted run draws the same dropout masks and pool
-choices), the step counter advances, and a non-finite loss leaves the whole
-state untouched and records the step (the host stops at its next check).
+choices), the step counter advances, and a non-finite loss or an update far
+larger than the weights leaves the whole state untouched and records the step
+(the host stops at its next check; jaxpose/divergence.py, which also watches
+the logged metrics for spikes).
 Data parallelism is `jax.jit` over a 1-D `data` mesh: the batch is split over
 all devices of all hosts, parameters and optimizer states are replicated, and
 XLA inserts the gradient all-reduce. Metrics stay on the device until they are
 logged.
 
 Where training starts is decided in one place, `initial_state`.
+
+Reliability (each in its own module): one writer per run directory
+(`run_lock`), checkpoints verified on restore with fallback past damage
+(`checkpoints.restore_intact`), the divergence guard (`divergence`), and a
+checkpoint on SIGTERM (`preemption`).
 """
 
 from __future__ import annotations
@@ -37,14 +44,19 @@ import ml_collections
 import numpy as np
 
 from jaxpose import checkpoints
+from jaxpose import cpu_runtime
+from jaxpose import divergence
 from jaxpose import evaluation
 from jaxpose import optim
+from jaxpose import preemption
+from jaxpose import run_lock
 from jaxpose import sharding as sharding_lib
 from jaxpose import systems
 from jaxpose import visualize
 from jaxpose import weights as weights_lib
 from jaxpose.data import pipeline
 from jaxpose.data import sources
+from jaxpose.data import unpaired
 from jaxpose.io import state_dict as state_dict_lib
 from jaxpose.systems import TrainState
 
@@ -80,18 +92,20 @@ def enable_compilation_cache(config) -> str | None:
 
 
 def _train_step(state: TrainState, batch: Any, *, system: systems.System,
-                schedule: Callable[[jax.Array], jax.Array]) -> tuple[TrainState, dict]:
-  """The system's update, with the step's RNG, the step counter and the non-finite guard."""
+                schedule: Callable[[jax.Array], jax.Array], max_update_ratio: float = 0.0) -> tuple[TrainState, dict]:
+  """The system's update, with the step's RNG, the step counter and the divergence guard."""
   rng = jax.random.fold_in(state.rng, state.step)
   updated, metrics = system.train_step(state, batch, rng)
   updated = updated.replace(step=state.step + 1)
-  finite = jnp.all(jnp.isfinite(jnp.stack(list(metrics.values()))))
-  # A non-finite loss leaves the state untouched (no poisoned weights, ever) and
-  # records the step; the host loop stops at its next check.
-  new_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b), updated, state)
+  metrics.update(divergence.update_ratios(state.nets, updated.nets))
+  accepted = divergence.accept(metrics, max_update_ratio)
+  # A non-finite loss or an update far larger than the weights leaves the state
+  # untouched (no poisoned weights, ever) and records the step; the host loop
+  # stops at its next check (jaxpose/divergence.py).
+  new_state = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), updated, state)
   # Steps are counted 1-based like checkpoints: the update that would make step s.
   new_state = new_state.replace(nonfinite_step=jnp.where(
-      (state.nonfinite_step < 0) & ~finite, state.step + 1, state.nonfinite_step))
+      (state.nonfinite_step < 0) & ~accepted, state.step + 1, state.nonfinite_step))
   metrics["learning_rate"] = schedule(state.step)
   metrics["nonfinite_step"] = new_state.nonfinite_step
   return new_state, metrics
@@ -159,7 +173,8 @@ def build_engine(config: ml_collections.ConfigDict, mesh, system: systems.System
                           abstract, state_shardings)
   create_jit = jax.jit(create, static_argnums=0, out_shardings=state_shardings)
   batches = batch_shard if system.batches_per_step == 1 else (batch_shard,) * system.batches_per_step
-  step = jax.jit(functools.partial(_train_step, system=system, schedule=optim.learning_rate_schedule(config.optim)),
+  step = jax.jit(functools.partial(_train_step, system=system, schedule=optim.learning_rate_schedule(config.optim),
+                                   max_update_ratio=float(config.guard.max_update_ratio)),
                  in_shardings=(state_shardings, batches), out_shardings=(state_shardings, replicated),
                  donate_argnums=0)
   generate = jax.jit(system.generate, in_shardings=(replicated, batch_shard), out_shardings=replicated)
@@ -199,7 +214,7 @@ def _check_init_from(path: str) -> None:
 def load_init_weights(config, system_cls: type[systems.System]) -> tuple[dict, str]:
   """Weights for a weights-only start: ({network: variables}, origin).
 
-  `config.init_from` may be an official generator file (`.pth`; its sibling
+  `config.init_from` may be an official generator file (`System.is_official_file`; its sibling
   discriminator files are used when present), one of our run or step
   directories, a `python -m jaxpose.convert` output, or shipped weights (a
   name of `jaxpose.weights.SHIPPED` or a weights directory).
@@ -207,8 +222,14 @@ def load_init_weights(config, system_cls: type[systems.System]) -> tuple[dict, s
   path = config.init_from
   _check_init_from(path)
   wanted = init_networks(config, system_cls)
-  if path.endswith(".pth"):
-    weights, origin = system_cls.read_official(config, path, wanted)
+  if system_cls.is_official_file(path):
+    try:
+      weights, origin = system_cls.read_official(config, path, wanted)
+    except ValueError as e:
+      hint = systems.official_generator_hint(path, besides=system_cls.name)
+      if not hint:
+        raise
+      raise ValueError(f"config.init_from={path} is not an official {system_cls.name} generator file{hint}") from e
   elif weights_lib.resolve(path) is not None:
     weights, record = weights_lib.read(path, config)
     origin = f"weights {weights_lib.resolve(path)} ({record.get('steps', '?')} steps)"
@@ -233,28 +254,72 @@ def _with_weights(state: TrainState, weights: dict, system: systems.System, stat
 def initial_state(config, mngr, engine: Engine, iterator) -> tuple[TrainState, str]:
   """Where a run starts. The resume order, written down once:
 
-  1. the latest checkpoint in `<workdir>/checkpoints`: everything (parameters,
+  1. a checkpoint in `<workdir>/checkpoints`: everything (parameters,
      optimizer states, step, RNG, input position), so re-running the same
-     command continues an interrupted run exactly;
+     command continues an interrupted run exactly. The newest intact one
+     (checked against the checksums recorded at save; a damaged step is set
+     aside and the one before it is used), or step `config.restore_step`
+     (later steps are set aside; see `_resume`);
   2. otherwise `config.init_from` (one of our run/step directories, a
      `jaxpose.convert` output, or an official `<epoch>_net_netG.pth`): weights
      only (the networks `config.init_what` names), fresh optimizers, step 0:
      fine-tuning;
   3. otherwise from scratch: random init with the pretrained feature weights.
   """
-  latest = mngr.latest_step()
-  if latest is not None:
-    state = checkpoints.restore(mngr, latest, engine.abstract_state, iterator)
+  if mngr.all_steps():
+    state, origin = _resume(config, mngr, engine, iterator)
     if config.init_from:
       logging.info("config.init_from=%s is not used: %s holds checkpoints of this run, which come first",
                    config.init_from, mngr.directory)
-    return state, f"resumed from {mngr.directory}/{latest} (optimizer states and input position included)"
+    return state, origin
+  if config.get("restore_step", -1) >= 0:
+    raise FileNotFoundError(f"config.restore_step={config.restore_step}, but {mngr.directory} holds no checkpoint")
   state = engine.create()
   if config.init_from:
     weights, origin = load_init_weights(config, type(engine.system))
     state = _with_weights(state, weights, engine.system, engine.state_shardings)
     return state, f"weights of {sorted(weights)} from {origin}; fresh optimizers, step 0 (fine-tuning)"
   return state, "from scratch (random init, pretrained feature networks)"
+
+
+def _resume(config, mngr, engine: Engine, iterator) -> tuple[TrainState, str]:
+  """Restores the newest intact checkpoint, or `config.restore_step` (setting the later steps aside).
+
+  restore_step is applied once: every checkpoint saved after it records
+  `restore_step_applied`, so re-running the same command (the flag still
+  set) resumes from the newest step instead of discarding the new progress.
+  """
+  wanted = config.get("restore_step", -1)
+  wanted = wanted if wanted >= 0 else None
+  latest = mngr.latest_step()
+  if wanted is not None and latest > wanted:
+    record = checkpoints.read_metadata(os.path.join(str(mngr.directory), str(latest))) or {}
+    if record.get("restore_step_applied") == wanted:
+      logging.info("config.restore_step=%d was already applied: step %d descends from it, so the run resumes "
+                   "from step %d", wanted, latest, latest)
+      wanted = None
+  restored = checkpoints.restore_intact(mngr, engine.abstract_state, iterator, step=wanted, model=config.model)
+  notes = [f"resumed from {mngr.directory}/{restored.step} (optimizer states and input position included)"]
+  if restored.set_aside:
+    notes.append(f"damaged newer steps set aside: {', '.join(restored.set_aside)}")
+  if wanted is not None:
+    later = sorted((s for s in mngr.all_steps() if s > wanted), reverse=True)
+    moved = [checkpoints.set_aside(mngr, s, f"after_restore_step_{wanted}",
+                                   f"config.restore_step={wanted} resumed from an earlier step") for s in later]
+    if moved:
+      notes.append(f"config.restore_step={wanted}: later steps set aside (not deleted): {', '.join(moved)}")
+  return restored.state, "; ".join(notes)
+
+
+def _restore_lineage(config, mngr, start_step: int) -> int:
+  """The restore_step this run's checkpoints descend from (-1: none), recorded with every save."""
+  wanted = config.get("restore_step", -1)
+  if wanted >= 0 and start_step == wanted:
+    return wanted
+  if start_step == 0:
+    return -1
+  record = checkpoints.read_metadata(os.path.join(str(mngr.directory), str(start_step))) or {}
+  return int(record.get("restore_step_applied", -1))
 
 
 def parameter_counts(state: TrainState) -> dict[str, int]:
@@ -290,6 +355,17 @@ def _validate_config(config, system_cls, train_source) -> None:
   system_cls.check(config, train_source)
 
 
+def check_split_sizes(*split_sources: sources.PairSource) -> None:
+  """Every split the run reads must hold pairs: an empty one fails here, before anything is built."""
+  for source in split_sources:
+    if len(source) == 0:
+      raise ValueError(
+          f"dataset {source.name} split {source.split!r} holds no pairs ({len(source.images)} stored images): "
+          "training needs train pairs, and evaluation and the sample grids need test pairs. Rebuild the "
+          "dataset and read the build's bad-input warnings (a missing keypoints file, or every image of "
+          "the split unreadable, gives an empty split)")
+
+
 def _host_batch(batch: dict, keys) -> dict:
   return {k: batch[k] for k in keys}
 
@@ -306,27 +382,53 @@ def _history_path(workdir: str) -> str:
 
 
 def _load_history(workdir: str, up_to_step: int) -> list[dict]:
-  """Logged rows up to `up_to_step`; rows past a restored checkpoint are dropped from the file."""
+  """Logged rows up to `up_to_step`; rows past a restored checkpoint move to metrics_history_dropped.jsonl."""
   path = _history_path(workdir)
   if not os.path.exists(path):
     return []
   with open(path) as f:
     rows = [json.loads(line) for line in f if line.strip()]
-  rows = [r for r in rows if r["step"] <= up_to_step]
+  kept = [r for r in rows if r["step"] <= up_to_step]
+  if len(kept) < len(rows):
+    with open(os.path.join(workdir, "metrics_history_dropped.jsonl"), "a") as f:
+      f.writelines(json.dumps({**r, "dropped_on_resume_from": up_to_step}) + "\n" for r in rows[len(kept):])
   with open(path, "w") as f:
-    f.writelines(json.dumps(r) + "\n" for r in rows)
-  return rows
+    f.writelines(json.dumps(r) + "\n" for r in kept)
+  return kept
 
 
-def _raise_nonfinite(step: int, mngr) -> None:
-  # Saves are asynchronous: let the last good one finish, or it stays a temporary directory.
+# ----------------------------------------------------------------------------
+# Stopping: divergence and SIGTERM
+
+
+def _stop_terminated(config, mngr, state, iterator, step: int, saved: bool, save_metadata: dict, pending):
+  """SIGTERM: saves the state after `step` (unless just saved) and raises preemption.Terminated."""
+  if int(jax.device_get(state.nonfinite_step)) >= 0:
+    _stop_diverged(config, mngr, _rejected(config, state, pending))
+  if not saved:
+    checkpoints.save(mngr, step, state, iterator, metadata=save_metadata)
   mngr.wait_until_finished()
-  last = mngr.latest_step()
-  where = (f"the last good checkpoint is step {last} in {mngr.directory}" if last is not None
-           else "no checkpoint had been written yet")
-  raise FloatingPointError(
-      f"a loss became NaN or Inf at step {step}; training stopped without saving the poisoned "
-      f"state ({where}). Lower config.optim.learning_rate, check the data, or resume from that checkpoint.")
+  raise preemption.Terminated(step, os.path.join(str(mngr.directory), str(step)))
+
+
+def _stop_diverged(config, mngr, event: divergence.Divergence):
+  """Sets aside the checkpoints no sane loss vouches for and raises TrainingDiverged saying where to resume."""
+  # Saves are asynchronous: let the last one finish, or it stays a temporary directory.
+  mngr.wait_until_finished()
+  suspects = sorted((s for s in mngr.all_steps() if s >= event.suspect_from), reverse=True)
+  moved = [checkpoints.set_aside(mngr, s, "diverged", f"training diverged at step {event.step}: {event.detail}")
+           for s in suspects]
+  raise divergence.TrainingDiverged(divergence.advice(
+      event, good_step=mngr.latest_step(), set_aside=moved, checkpoint_dir=str(mngr.directory),
+      learning_rate=float(config.optim.learning_rate)))
+
+
+def _rejected(config, state, rows) -> divergence.Divergence:
+  """The divergence the step recorded (`state.nonfinite_step`), explained from the per-step metrics `rows`."""
+  step = int(jax.device_get(state.nonfinite_step))
+  detail, nonfinite = divergence.first_rejected(jax.device_get(rows), float(config.guard.max_update_ratio))
+  return divergence.Divergence(step=step, kind="rejected", detail=detail,
+                               suspect_from=divergence.suspect_from("rejected", step, step, nonfinite))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,11 +439,17 @@ class Data:
 
 
 def open_data(config, system_cls=None) -> Data:
-  """The config's train and test pair sources, checked against the config and the system, and its transform."""
+  """The config's train and test pair sources, checked against the config and the system, and its transform.
+
+  The training pairs follow `config.data.pairing` (`jaxpose.data.unpaired`:
+  the dataset's own pairs by default); the test pairs are always the dataset's.
+  """
   system_cls = system_cls or systems.get(config.model)
   data_dir = config.data.data_dir or None
-  train_source = sources.pair_source(config.data.name, "train", data_dir)
+  train_source = unpaired.from_config(sources.pair_source(config.data.name, "train", data_dir), config.data,
+                                      seed=config.seed)
   test_source = sources.pair_source(config.data.name, "test", data_dir)
+  check_split_sizes(train_source, test_source)
   _validate_config(config, system_cls, train_source)
   logging.info("Data: %r", train_source)
   logging.info("Data: %r", test_source)
@@ -362,8 +470,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Writes <workdir>/config.json, data_samples.png, samples/step_*.png, TensorBoard events,
   metrics_history.jsonl, loss_curves.png and metrics.json; returns the metrics.
+  Holds `<workdir>/run.lock` throughout (a second run is refused, naming this
+  one). Raises `divergence.TrainingDiverged` when the guard stops the run and
+  `preemption.Terminated` after saving on SIGTERM.
   """
   workdir = os.path.abspath(workdir)
+  with run_lock.hold(workdir, "train"), preemption.TerminationWatch() as termination:
+    return _train_and_evaluate(config, workdir, termination)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        termination: preemption.TerminationWatch) -> dict:
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if jax.process_index() == 0:
     # `jaxpose.load(workdir)` reads it back: the run's weights with the settings they belong to.
@@ -371,6 +488,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       f.write(config.to_json_best_effort(indent=2) + "\n")
   cache = enable_compilation_cache(config)
   logging.info("XLA compilation cache: %s", cache or "off")
+  for line in cpu_runtime.configure(config):
+    logging.info("CPU runtime: %s", line)
   is_chief = jax.process_index() == 0
   mesh = sharding_lib.make_mesh()
   per_process_batch = sharding_lib.per_process_batch_size(config.batch_size, mesh)
@@ -389,6 +508,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   mngr = checkpoints.manager(workdir, config.keep_checkpoints)
   state, origin = initial_state(config, mngr, engine, iterator)
   start_step = int(jax.device_get(state.step))
+  # Recorded with every checkpoint (beside its checksums).
+  save_metadata = {"model": config.model, "restore_step_applied": _restore_lineage(config, mngr, start_step)}
+  spikes = divergence.SpikeDetector(config.guard.watch, config.guard.spike_factor, config.guard.spike_window,
+                                    config.guard.spike_min_history)
   logging.info("Start: %s", origin)
   logging.info("Parameters: %s", ", ".join(f"{k} {v:,}" for k, v in parameter_counts(state).items()))
 
@@ -412,6 +535,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                config.num_train_steps, config.batch_size, mesh.devices.size)
   step = start_step
   per_step = engine.system.batches_per_step
+  termination.deferring = True  # from here on SIGTERM stops after the step in flight, with a checkpoint
   while step < config.num_train_steps:
     host_batches = [sharding_lib.to_global_arrays(_host_batch(next(iterator), engine.batch_keys), mesh)
                     for _ in range(per_step)]
@@ -423,9 +547,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     final = step == config.num_train_steps
     if step % config.log_every == 0 or final:
       row = _mean_metrics(pending)
-      pending = []
       if row.pop("nonfinite_step") >= 0:
-        _raise_nonfinite(int(jax.device_get(state.nonfinite_step)), mngr)
+        _stop_diverged(config, mngr, _rejected(config, state, pending))
+      spike = spikes.check(row)
+      if spike:
+        _stop_diverged(config, mngr, divergence.Divergence(
+            step=step, kind="spike", detail=spike,
+            suspect_from=divergence.suspect_from("spike", step, last_log_step, nonfinite=False)))
+      pending = []
       now = time.time()
       row["steps_per_sec"] = (step - last_log_step) / max(now - last_log_time, 1e-9)
       row["images_per_sec"] = row["steps_per_sec"] * config.batch_size
@@ -437,11 +566,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           f.write(json.dumps({"step": step, **row}) + "\n")
     if step % config.sample_every == 0 or final:
       _write_samples(workdir, step, writer, engine, state, sample_batch, mesh, config)
-    if step % config.checkpoint_every == 0 or final:
-      bad_step = int(jax.device_get(state.nonfinite_step))
-      if bad_step >= 0:
-        _raise_nonfinite(bad_step, mngr)
-      checkpoints.save(mngr, step, state, iterator)
+    saved = step % config.checkpoint_every == 0 or final
+    if saved:
+      if int(jax.device_get(state.nonfinite_step)) >= 0:
+        _stop_diverged(config, mngr, _rejected(config, state, pending))
+      checkpoints.save(mngr, step, state, iterator, metadata=save_metadata)
+    if termination.should_stop(step):
+      _stop_terminated(config, mngr, state, iterator, step, saved, save_metadata, pending)
+  termination.deferring = False
   mngr.wait_until_finished()
   if is_chief and history:
     path = visualize.loss_curves(history, os.path.join(workdir, "loss_curves.png"), engine.system.loss_panels())
@@ -459,9 +591,9 @@ def _round_up(n: int, multiple: int) -> int:
 def _write_samples(workdir, step, writer, engine: Engine, state, batch, mesh, config) -> None:
   device_batch = sharding_lib.to_global_arrays(
       evaluation.process_slice(_host_batch(batch, engine.batch_keys), mesh), mesh)
-  generated = visualize.to_uint8(jax.device_get(engine.generate(state.nets, device_batch)["image"]))
+  columns = engine.system.sample_columns(batch, jax.device_get(engine.generate(state.nets, device_batch)))
   grid = visualize.transfer_grid(visualize.to_uint8(batch["source_image"]), batch["source_keypoints"],
-                                 batch["target_keypoints"], generated, visualize.to_uint8(batch["target_image"]),
+                                 batch["target_keypoints"], columns, visualize.to_uint8(batch["target_image"]),
                                  num=config.num_samples)
   writer.write_images(step, {"samples": grid[None]})
   if jax.process_index() == 0:
@@ -469,31 +601,54 @@ def _write_samples(workdir, step, writer, engine: Engine, state, batch, mesh, co
     logging.info("Wrote samples to %s", path)
 
 
+def _check_writable(path: str) -> None:
+  """Fails before minutes of evaluation when `path` (a results file) cannot be written."""
+  existed = os.path.exists(path)
+  try:
+    with open(path, "a"):
+      pass
+    if not existed:
+      os.remove(path)
+  except OSError as e:
+    raise run_lock.RunDirectoryNotWritable(
+        f"cannot write {path} ({e.strerror or e}): the metrics would be computed and then lost. Make the run "
+        "directory writable, or copy the run elsewhere and point --workdir at the copy.") from None
+
+
 def _evaluate_and_write(config, workdir, engine: Engine, state: TrainState, data: Data, mesh) -> dict:
-  results = evaluation.evaluate(config, engine.generate, state.nets, data.test, data.transform, mesh,
-                                keys=engine.batch_keys, real_source=data.train,
-                                statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
+  path = os.path.join(workdir, "metrics.json")
+  if jax.process_index() == 0:
+    _check_writable(path)
+  results = engine.system.evaluate(engine.generate, state.nets, data.test, data.transform, mesh,
+                                   keys=engine.batch_keys, real_source=data.train,
+                                   statistics_path=os.path.join(workdir, "fid_real_statistics.npz"))
   results["train_steps"] = int(jax.device_get(state.step))
   if jax.process_index() == 0:
-    path = os.path.join(workdir, "metrics.json")
+    # Logged first: the numbers survive whatever happens to the file.
+    logging.info("Test metrics: %s",
+                 ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items()))
     with open(path, "w") as f:
       json.dump(results, f, indent=2, sort_keys=True)
-    logging.info("Test metrics (%s): %s", path,
-                 ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items()))
+    logging.info("Wrote %s", path)
   return results
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """`--mode=evaluate`: metrics of the latest checkpoint in `workdir` on the test split."""
+  """`--mode=evaluate`: metrics of the newest intact checkpoint in `workdir` (or config.restore_step) on the
+  test split, written to <workdir>/metrics.json (the run directory's lock is held meanwhile)."""
   workdir = os.path.abspath(workdir)
-  enable_compilation_cache(config)
-  mesh = sharding_lib.make_mesh()
-  data = open_data(config, systems.get(config.model))
-  engine = build(config, mesh, data)
-  mngr = checkpoints.manager(workdir, config.keep_checkpoints)
-  latest = mngr.latest_step()
-  if latest is None:
-    raise FileNotFoundError(f"no checkpoint in {mngr.directory}: train first, or point --workdir at a run")
-  state = checkpoints.restore(mngr, latest, engine.abstract_state)
-  logging.info("Evaluating %s/%d", mngr.directory, latest)
-  return _evaluate_and_write(config, workdir, engine, state, data, mesh)
+  if not os.path.isdir(os.path.join(workdir, checkpoints.CHECKPOINTS_DIR)):
+    raise FileNotFoundError(f"no checkpoint in {workdir}: train first, or point --workdir at a run")
+  with run_lock.hold(workdir, "evaluate"):
+    if jax.process_index() == 0:
+      _check_writable(os.path.join(workdir, "metrics.json"))
+    enable_compilation_cache(config)
+    mesh = sharding_lib.make_mesh()
+    data = open_data(config, systems.get(config.model))
+    engine = build(config, mesh, data)
+    mngr = checkpoints.manager(workdir, config.keep_checkpoints)
+    wanted = config.get("restore_step", -1)
+    restored = checkpoints.restore_intact(mngr, engine.abstract_state, step=wanted if wanted >= 0 else None,
+                                          model=config.model, move_damaged=False)
+    logging.info("Evaluating %s/%d", mngr.directory, restored.step)
+    return _evaluate_and_write(config, workdir, engine, restored.state, data, mesh)

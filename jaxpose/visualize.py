@@ -65,9 +65,13 @@ def pose_image(keypoints: np.ndarray, height: int, width: int, *,
   return np.asarray(image)
 
 
+# SPT's 10 classes in the colours of the LIP classes they come from.
+_SPT10_PALETTE = _PALETTE[[parsing_lib.LIP[name] for name in parsing_lib.SPT10_LABELS]]
+
+
 def colorize_parsing(labels: np.ndarray, label_set: str = "lip") -> np.ndarray:
   """(H, W) integer labels -> uint8 (H, W, 3) colours."""
-  palette = _ADGAN8_PALETTE if label_set == "adgan8" else _PALETTE
+  palette = {"adgan8": _ADGAN8_PALETTE, "spt10": _SPT10_PALETTE}.get(label_set, _PALETTE)
   num = parsing_lib.num_classes(label_set)
   return palette[:num][np.asarray(labels).astype(np.int64) % num]
 
@@ -136,14 +140,20 @@ def pair_grid(examples: Mapping[str, np.ndarray], label_set: str, num: int = 8) 
 
 
 def transfer_grid(source_image, source_keypoints, target_keypoints, generated, target_image,
-                  num: int = 8) -> np.ndarray:
-  """Training samples: source | source pose | target pose | generated | target (uint8)."""
+                  num: int = 8, result_title: str = "generated") -> np.ndarray:
+  """Training samples: source | source pose | target pose | generated | target (uint8).
+
+  `generated` is (B, H, W, 3), titled `result_title`, or {column title:
+  (B, h, w, 3)} for several result columns (`System.sample_columns`, e.g.
+  SDGAN's scales).
+  """
+  columns = generated if isinstance(generated, Mapping) else {result_title: generated}
   rows = []
   for i in range(min(num, len(source_image))):
     h, w = source_image[i].shape[:2]
-    rows.append([source_image[i], pose_image(source_keypoints[i], h, w),
-                 pose_image(target_keypoints[i], h, w), generated[i], target_image[i]])
-  return grid(rows, column_titles=["source", "src pose", "tgt pose", "generated", "target"])
+    rows.append([source_image[i], pose_image(source_keypoints[i], h, w), pose_image(target_keypoints[i], h, w)]
+                + [images[i] for images in columns.values()] + [target_image[i]])
+  return grid(rows, column_titles=["source", "src pose", "tgt pose", *columns, "target"])
 
 
 def loss_curves(history: Sequence[Mapping[str, float]], path: str,

@@ -1,4 +1,4 @@
-"""Deformable GAN and SDGAN networks (jaxpose.models.defgan) and their losses (jaxpose.losses_defgan).
+"""Deformable GAN and SDGAN networks (jaxpose.models.defgan) (the losses are in tests/test_losses.py).
 
 Blocks, whole generators (toy widths, 32x16 images, five levels so both warped
 and plain skips occur) and the discriminator (official depth, toy widths)
@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpose import losses_defgan
 from jaxpose.data import part_transforms
 from jaxpose.models import defgan
 import numpy_reference_defgan as ref
@@ -328,37 +327,3 @@ def test_bad_inputs_raise():
     defgan.DefGANGenerator.preset("h36m")
   with pytest.raises(ValueError, match="too small"):
     jax.eval_shape(defgan.DefGANDiscriminator().init, key, image, source_pose, image, target_pose)
-
-
-# ----------------------------------------------------------------------------
-# Losses
-
-
-def test_nearest_neighbour_loss_matches_numpy():
-  rng = np.random.default_rng(6)
-  generated = rng.normal(size=(2, 7, 5, 3)).astype(np.float32)
-  reference = rng.normal(size=(2, 7, 5, 3)).astype(np.float32)
-  for area in (1, 3, 5):
-    np.testing.assert_allclose(losses_defgan.nearest_neighbour_loss(generated, reference, area),
-                               ref.nn_loss(*_f64(generated, reference), area), rtol=1e-5)
-  # Area 1 is the per-pixel L1 summed over channels; a reference shifted by one pixel is (almost) free at area 3.
-  np.testing.assert_allclose(losses_defgan.nearest_neighbour_loss(generated, reference, 1),
-                             np.abs(generated - reference).sum(-1).mean(), rtol=1e-5)
-  assert float(losses_defgan.nearest_neighbour_loss(generated, generated, 3)) == 0
-  shifted = np.roll(generated, 1, axis=2)
-  assert (float(losses_defgan.nearest_neighbour_loss(generated, shifted, 3))
-          < 0.25 * float(losses_defgan.nearest_neighbour_loss(generated, shifted, 1)))
-  with pytest.raises(ValueError, match="odd"):
-    losses_defgan.nearest_neighbour_loss(generated, reference, 2)
-
-
-def test_bce_losses_on_logits():
-  real = jnp.array([[2.0, -1.0], [0.5, 30.0]])
-  fake = jnp.array([[-3.0, 0.0], [1.0, -40.0]])
-  expected_d = -np.mean(np.log(jax.nn.sigmoid(real))) - np.mean(np.log(1 - jax.nn.sigmoid(fake)))
-  np.testing.assert_allclose(losses_defgan.discriminator_loss(real, fake), expected_d, rtol=1e-5)
-  np.testing.assert_allclose(losses_defgan.generator_loss(fake), -np.mean(np.log(jax.nn.sigmoid(fake))),
-                             rtol=1e-5)
-  # Stable where the probability form overflows.
-  assert np.isfinite(float(losses_defgan.discriminator_loss(jnp.array([-200.0]), jnp.array([200.0]))))
-  assert float(losses_defgan.generator_loss(jnp.array([-200.0]))) == pytest.approx(200.0)

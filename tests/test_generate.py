@@ -1,6 +1,6 @@
 """Generation: style-code mixing, component groups, user inputs, the swap
 measurement, and --mode=generate end to end (our checkpoint, an official .pth,
-a user's own picture, PATN)."""
+a user's own picture, PATN with a target photo whose pose OpenPose finds)."""
 
 import json
 import os
@@ -16,9 +16,12 @@ import jaxpose
 from jaxpose import checkpoints
 from jaxpose import generate
 from jaxpose import inference
+from jaxpose.data import letterbox
 from jaxpose.models import adgan
+from jaxpose.pose import PoseEstimator
 from jaxpose.systems import adgan as adgan_system
 import torch_writer
+from test_openpose import TOY_LAYERS, random_state_dict
 
 
 def test_mix_components_replaces_exactly_the_chosen_slots():
@@ -146,7 +149,10 @@ def test_generate_from_an_official_pth_and_from_a_users_picture(tiny_data_dir, t
                                      "generate.source_parsing": str(tmp_path / "me_lip.png"),
                                      "generate.target_keypoints": json.dumps(pose)})
   outputs = generate.run(config, str(tmp_path / "unused"))
-  assert set(outputs) == {"custom"}
+  assert set(outputs) == {"custom", "custom_keypoints"}
+  with open(outputs["custom_keypoints"]) as f:
+    used = json.load(f)
+  assert used["target"] == pose and used["source"] == [[-1, -1]] * 18  # no OpenPose weights: no source pose
   generated = np.asarray(Image.open(tmp_path / "out" / "custom_generated.png"))
   assert generated.shape == (32, 24, 3)
 
@@ -179,3 +185,41 @@ def test_generate_mode_for_patn_writes_pose_transfers_only(tiny_data_dir, tiny_p
   outputs = generate.run(config, tiny_patn_run)
   assert set(outputs) == {"pose_transfer"}
   assert len(os.listdir(os.path.join(tmp_path, "generated", "strips"))) == 3
+
+  # Users' own photos: a target PHOTO instead of keypoints, and a source photo without keypoints
+  # or parsing (PATN reads none): OpenPose (toy weights here) finds both poses on the letterboxed photos.
+  rng = np.random.default_rng(1)
+  Image.fromarray(rng.integers(0, 255, (50, 30, 3), np.uint8)).save(tmp_path / "me.png")
+  Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(tmp_path / "dance.png")
+  weights = str(tmp_path / "body_pose_model.pth")
+  torch_writer.save_state_dict(random_state_dict(TOY_LAYERS, seed=9), weights)
+  photos = {"generate.source_image": str(tmp_path / "me.png"), "generate.target_image": str(tmp_path / "dance.png"),
+            "generate.output_dir": str(tmp_path / "mine")}
+  with pytest.raises(ValueError, match="needs OpenPose weights"):
+    generate.run(_patn_config(config, photos), tiny_patn_run)
+  with pytest.raises(FileNotFoundError, match="config.generate.pose_estimator_path"):
+    generate.run(_patn_config(config, {**photos, "generate.pose_estimator_path": weights + ".missing"}), tiny_patn_run)
+  outputs = generate.run(_patn_config(config, {**photos, "eval.pose_estimator_path": weights}), tiny_patn_run)
+  assert set(outputs) == {"custom", "custom_keypoints"}
+  assert np.asarray(Image.open(tmp_path / "mine" / "custom_generated.png")).shape == (32, 24, 3)
+  with open(outputs["custom_keypoints"]) as f:
+    used = json.load(f)
+  estimator = PoseEstimator.from_file(weights)
+  for name, key in (("me.png", "source"), ("dance.png", "target")):
+    pixels = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+    letterboxed = letterbox.Letterbox.fit(pixels.shape[:2], (32, 24)).image(pixels)
+    np.testing.assert_array_equal(used[key], estimator.keypoints(letterboxed))
+  # Typed source keypoints (in the photo's own 50x30 pixels) are letterboxed, not detected.
+  typed = [[10, 15]] + [[-1, -1]] * 17
+  outputs = generate.run(_patn_config(config, {**photos, "generate.pose_estimator_path": weights,
+                                               "generate.source_keypoints": json.dumps(typed)}), tiny_patn_run)
+  with open(outputs["custom_keypoints"]) as f:
+    used = json.load(f)
+  expected = letterbox.Letterbox.fit((50, 30), (32, 24)).keypoints(np.asarray(typed))
+  np.testing.assert_array_equal(used["source"], expected)
+
+
+def _patn_config(config, overrides):
+  config = config.copy_and_resolve_references()
+  config.update_from_flattened_dict(overrides)
+  return config

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxpose import losses
+import numpy_reference_spt as ref
 
 
 def _cx_reference(target_nchw, generated_nchw, sigma, b):
@@ -105,3 +106,91 @@ def test_imagenet_normalize():
   x = np.array([[-1.0, 0.0, 1.0]], np.float32)
   expected = ((x + 1) / 2 - np.array(losses.IMAGENET_MEAN)) / np.array(losses.IMAGENET_STD)
   np.testing.assert_allclose(np.asarray(losses.imagenet_normalize(x)), expected, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Deformable GAN's losses (official conditional_gan.py; numpy reference in numpy_reference_defgan.py)
+
+
+def test_nearest_neighbour_loss_matches_numpy():
+  import numpy_reference_defgan as ref  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(6)
+  generated = rng.normal(size=(2, 7, 5, 3)).astype(np.float32)
+  reference = rng.normal(size=(2, 7, 5, 3)).astype(np.float32)
+  for area in (1, 3, 5):
+    np.testing.assert_allclose(losses.nearest_neighbour_loss(generated, reference, area),
+                               ref.nn_loss(generated.astype(np.float64), reference.astype(np.float64), area),
+                               rtol=1e-5)
+  # Area 1 is the per-pixel L1 summed over channels; a reference shifted by one pixel is (almost) free at area 3.
+  np.testing.assert_allclose(losses.nearest_neighbour_loss(generated, reference, 1),
+                             np.abs(generated - reference).sum(-1).mean(), rtol=1e-5)
+  assert float(losses.nearest_neighbour_loss(generated, generated, 3)) == 0
+  shifted = np.roll(generated, 1, axis=2)
+  assert (float(losses.nearest_neighbour_loss(generated, shifted, 3))
+          < 0.25 * float(losses.nearest_neighbour_loss(generated, shifted, 1)))
+  with pytest.raises(ValueError, match="odd"):
+    losses.nearest_neighbour_loss(generated, reference, 2)
+
+
+def test_deformable_gan_bce_losses_on_logits():
+  real = jnp.array([[2.0, -1.0], [0.5, 30.0]])
+  fake = jnp.array([[-3.0, 0.0], [1.0, -40.0]])
+  expected_d = -np.mean(np.log(jax.nn.sigmoid(real))) - np.mean(np.log(1 - jax.nn.sigmoid(fake)))
+  np.testing.assert_allclose(losses.bce_discriminator_loss(real, fake), expected_d, rtol=1e-5)
+  np.testing.assert_allclose(losses.bce_generator_loss(fake), -np.mean(np.log(jax.nn.sigmoid(fake))), rtol=1e-5)
+  # Stable where the probability form overflows.
+  assert np.isfinite(float(losses.bce_discriminator_loss(jnp.array([-200.0]), jnp.array([200.0]))))
+  assert float(losses.bce_generator_loss(jnp.array([-200.0]))) == pytest.approx(200.0)
+
+
+# ----------------------------------------------------------------------------
+# SPT
+
+
+def test_weighted_cross_entropy_matches_reference():
+  rng = np.random.default_rng(3)
+  logits = rng.normal(0, 2, (2, 5, 4, 10)).astype(np.float32)
+  labels = rng.integers(0, 10, (2, 5, 4))
+  targets = np.eye(10, dtype=np.float32)[labels]
+  weights = 1 + (rng.uniform(size=(2, 5, 4, 1)) > 0.5).astype(np.float32)
+  z = logits.astype(np.float64)
+  log_p = z - z.max(-1, keepdims=True) - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
+  expected = np.mean(-np.take_along_axis(log_p, labels[..., None], -1)[..., 0] * weights[..., 0])
+  got = losses.weighted_cross_entropy(jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(weights))
+  np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+def test_region_gram_matrices_match_the_release():
+  rng = np.random.default_rng(4)
+  features = rng.normal(size=(2, 6, 5, 7)).astype(np.float32)
+  masks = rng.uniform(size=(2, 6, 5, 8)).astype(np.float32)
+  expected = ref.patch_gram_matrix(features.transpose(0, 3, 1, 2).astype(np.float64),
+                                   masks.transpose(0, 3, 1, 2).astype(np.float64))
+  np.testing.assert_allclose(np.asarray(losses.region_gram_matrices(jnp.asarray(features), jnp.asarray(masks))),
+                             expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(losses.gram_matrix(jnp.asarray(features))),
+                             ref.gram(features.transpose(0, 3, 1, 2).astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+def test_semantic_style_loss_matches_the_release():
+  """The release's backward_G style terms, with a region absent from one image (visibility 0)."""
+  rng = np.random.default_rng(5)
+  feats = [rng.normal(size=(2, 4, 4, 3)).astype(np.float32) for _ in range(3)]
+  masks_a = (rng.uniform(size=(2, 4, 4, 8)) > 0.5).astype(np.float32)
+  masks_b = (rng.uniform(size=(2, 4, 4, 8)) > 0.5).astype(np.float32)
+  masks_b[0, ..., 2] = 0  # region 2 invisible in B for sample 0
+  nchw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float64)
+  v = (nchw(masks_a).max(axis=(2, 3)) * nchw(masks_b).max(axis=(2, 3)))[:, :, None, None]
+  fake_b, real_a, fake_a = (ref.patch_gram_matrix(nchw(f), nchw(m))
+                            for f, m in zip(feats, (masks_b, masks_a, masks_a)))
+  expected = np.mean((v * fake_b - v * real_a) ** 2) + np.mean((v * fake_a - v * fake_b) ** 2)
+  got = losses.semantic_style_loss(*(jnp.asarray(f) for f in feats), jnp.asarray(masks_a), jnp.asarray(masks_b))
+  np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+  assert v[0, 2, 0, 0] == 0
+
+
+def test_spt_vgg_input_is_standardized_without_rescaling():
+  x = jnp.array([[[[-1.0, 0.0, 1.0]]]])
+  expected = (np.array([-1.0, 0.0, 1.0]) - np.array(losses.IMAGENET_MEAN)) / np.array(losses.IMAGENET_STD)
+  np.testing.assert_allclose(np.asarray(losses.imagenet_standardize(x))[0, 0, 0], expected, rtol=1e-6)
+  np.testing.assert_allclose(float(losses.mse_loss(jnp.ones(3), jnp.zeros(3))), 1.0)

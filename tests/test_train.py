@@ -3,7 +3,8 @@
 Covers: a short run that checkpoints, evaluates and writes its pictures;
 resume exactness (10 steps, restart, 10 more == 20 straight); one step on 2
 devices == the same global batch on 1 device; fine-tuning starts (our
-checkpoint and an official-format .pth); bad configurations; NaN handling.
+checkpoint and an official-format .pth); bad configurations. Faults (NaN, divergence, damaged
+checkpoints, a shared workdir) are in tests/test_reliability.py.
 """
 
 import json
@@ -107,8 +108,11 @@ def test_two_devices_equal_one_device(tiny_data_dir):
   # Losses and gradient norms agree to float32 reduction-order round-off (the second
   # step starts from parameters that already differ by that round-off, see below).
   for key in first_1:
-    np.testing.assert_allclose(first_2[key], first_1[key], rtol=1e-5, atol=1e-6, err_msg=key)
-    np.testing.assert_allclose(second_2[key], second_1[key], rtol=2e-4, atol=1e-6, err_msg=key)
+    # The update ratios (jaxpose/divergence.py) measure the parameter updates, which differ in a few
+    # elements (see below): they agree to 1e-3.
+    rtol = 1e-3 if key.startswith("update_ratio_") else 1e-5
+    np.testing.assert_allclose(first_2[key], first_1[key], rtol=rtol, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(second_2[key], second_1[key], rtol=max(rtol, 2e-4), atol=1e-6, err_msg=key)
   # Adam's first updates are +-lr wherever |grad| >> eps, so a gradient that is zero
   # up to round-off can flip its element's update sign: parameters agree to 1e-6
   # almost everywhere and never differ by more than Adam's step bound 2 * lr * steps.
@@ -176,14 +180,3 @@ def test_bad_configurations_fail_clearly(tiny_data_dir, tmp_path):
     train.train_and_evaluate(_config(tiny_data_dir, **{"data.image_size": (64, 44)}), str(tmp_path / "c"))
   with pytest.raises(ValueError, match="multiple of the number of devices"):
     train.train_and_evaluate(_config(tiny_data_dir, batch_size=3), str(tmp_path / "d"))
-
-
-def test_nonfinite_loss_stops_without_a_poisoned_checkpoint(tiny_data_dir, tmp_path):
-  workdir = str(tmp_path / "nan")
-  # An absurd learning rate: step 1 is computed from sane weights, step 2 from exploded ones.
-  config = _config(tiny_data_dir, num_train_steps=5, **{"optim.learning_rate": 1e30})
-  with pytest.raises(FloatingPointError, match=r"step 2.*last good checkpoint is step 1"):
-    train.train_and_evaluate(config, workdir)
-  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1"]
-  for leaf in jax.tree.leaves(_generator_params(workdir)):
-    assert np.all(np.isfinite(leaf))

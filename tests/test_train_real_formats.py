@@ -15,6 +15,8 @@ import pytest
 from configs import adgan_anime_finetune
 from configs import adgan_deepfashion
 from configs import adgan_market
+from configs import spt_deepfashion
+from configs import spt_market
 from configs import synthetic_adgan
 from jaxpose import checkpoints
 from jaxpose import train
@@ -28,22 +30,23 @@ BUILDERS = os.path.join(os.path.dirname(__file__), "..", "tfds_builders")
 
 @pytest.fixture(scope="module")
 def fixtures_dir(tmp_path_factory):
-  """deepfashion_pose/adgan8, market1501_pose/lip and anime_pose/128x88 from their dummy_data."""
+  """deepfashion_pose/adgan8 and /fullframe_lip, market1501_pose/lip and anime_pose/128x88 from their dummy_data."""
   data_dir = str(tmp_path_factory.mktemp("real_formats"))
-  for module, name, config in ((deepfashion_lib, "deepfashion_pose", "adgan8"), (market_lib, "market1501_pose", "lip"),
-                               (anime_lib, "anime_pose", "128x88")):
+  for module, name, config in ((deepfashion_lib, "deepfashion_pose", "adgan8"),
+                               (deepfashion_lib, "deepfashion_pose", "fullframe_lip"),
+                               (market_lib, "market1501_pose", "lip"), (anime_lib, "anime_pose", "128x88")):
     builder_testing.build(module.Builder, config, os.path.join(BUILDERS, name, "dummy_data"), data_dir)
   return data_dir
 
 
-def _check_run(workdir, results):
+def _check_run(workdir, results, networks=("generator", "discriminator_pb", "discriminator_pp")):
   assert results["train_steps"] == 2 and 0 < results["ssim"] <= 1
   with open(os.path.join(workdir, "metrics.json")) as f:
     assert json.load(f)["train_steps"] == 2
   for name in ("data_samples.png", "samples/step_0000002.png", "loss_curves.png"):
     assert os.path.exists(os.path.join(workdir, name)), name
   tree, _ = checkpoints.read_weights(workdir)
-  assert {"generator", "discriminator_pb", "discriminator_pp"} <= set(tree)
+  assert set(networks) <= set(tree)
 
 
 @pytest.mark.parametrize("module", [adgan_deepfashion, adgan_market], ids=["deepfashion", "market"])
@@ -70,3 +73,16 @@ def test_fine_tuning_a_synthetic_checkpoint_on_anime_characters(fixtures_dir, ti
   workdir = str(tmp_path / "anime")
   results = train.train_and_evaluate(config, workdir)
   _check_run(workdir, results)
+
+
+@pytest.mark.parametrize("module", [spt_deepfashion, spt_market], ids=["deepfashion", "market"])
+def test_spt_trains_on_the_official_layouts(module, fixtures_dir, tmp_path):
+  """SPT's :tiny (stage 3: everything end to end) on pseudo labels searched in the dummy data; DeepFashion's
+  is progressive with the face discriminator (256x256), Market's the global generator alone (128x64)."""
+  config = module.get_config("tiny")
+  config.data.data_dir = fixtures_dir
+  workdir = str(tmp_path / "run")
+  results = train.train_and_evaluate(config, workdir)
+  networks = ("generator", "semantic_generator", "discriminator", "parsing_discriminator")
+  _check_run(workdir, results, networks + (("face_discriminator",) if module is spt_deepfashion else ()))
+  assert 0 <= results["parsing_accuracy"] <= 1

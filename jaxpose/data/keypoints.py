@@ -91,3 +91,17 @@ def validate(keypoints, height: int, width: int, *, what: str = "keypoints") -> 
         f"{what}: joints {names} lie outside the {height}x{width} image "
         f"(y in [0, {height}), x in [0, {width}) or -1 for missing)")
   return arr
+
+
+def _mirror_index() -> tuple[int, ...]:
+  swap = {"left": "right", "right": "left"}
+  names = []
+  for name in KEYPOINT_NAMES:
+    side, _, part = name.partition("_")
+    names.append(f"{swap[side]}_{part}" if side in swap else name)
+  return tuple(KEYPOINT_INDEX[n] for n in names)
+
+
+MIRROR_INDEX = _mirror_index()
+"""Joint order of a horizontally mirrored person: joint j of the mirror image is joint
+MIRROR_INDEX[j] of the original (left and right swap sides; nose and neck stay)."""

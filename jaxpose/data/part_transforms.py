@@ -451,3 +451,59 @@ def interpolate_keypoints(source_keypoints, target_keypoints, num_stages: int,
   if snap_to_pixels:
     poses = np.where(poses == missing, missing, np.ceil(poses - 0.5))
   return poses.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+# SPT's extras: the face crop's transform and a body silhouette from keypoints.
+
+
+def face_transform(keypoints, image_size: tuple[int, int]) -> np.ndarray:
+  """SPT's `estimate_face_transform`: the one affine map that stretches the head box over the image.
+
+  The head box is the square [c - r, c + r] around the truncated mean c of the
+  present head joints (nose, eyes, ears), r = int(0.4 * torso size), clipped
+  to the image; the transform maps the full image's corners (0, 0) .. (W, H)
+  onto the box's corners (an exact fit, so plain arithmetic), i.e. output
+  pixel (x, y) reads (x0 + x (x1 - x0) / W, y0 + y (y1 - y0) / H). The
+  release wrote the image corner as (H, W) in (x, y) order, the same thing for
+  its square images; we use (W, H).
+
+  Args:
+    keypoints: (18, 2) (y, x), -1 missing; the four torso joints must be present.
+    image_size: (H, W).
+
+  Returns:
+    (1, 8) float32 [a0, a1, a2, b0, b1, b2, 0, 0], or the no-point transform
+    without head joints or for an empty box.
+  """
+  height, width = (int(s) for s in image_size)
+  points, present = _as_keypoints(keypoints, "keypoints")
+  torso = _torso_size(points, present, "keypoints")
+  head = _HEAD_JOINTS[present[_HEAD_JOINTS]]
+  if not head.size:
+    return NO_POINT_TRANSFORM[None].copy()
+  centre = np.mean(points[head], axis=0).astype(int)
+  half = int(_HEAD_HALF_SIZE * torso)
+  x0, y0 = np.maximum(centre - half, 0)
+  x1, y1 = np.minimum(centre + half, (width, height))
+  if x1 <= x0 or y1 <= y0:
+    return NO_POINT_TRANSFORM[None].copy()
+  return np.array([[(x1 - x0) / width, 0, x0, 0, (y1 - y0) / height, y0, 0, 0]], np.float32)
+
+
+def pose_mask(keypoints, image_size: tuple[int, int]) -> np.ndarray:
+  """Where the body of a pose is: the union of the part masks but the all-ones body, and the torso.
+
+  SPT's H_S takes "pose masks" of both poses and weights its cross-entropy by
+  (1 + target pose mask); the paper gives no construction, this is ours: the
+  head square and the eight limb rectangles of `part_masks` plus the torso
+  quadrilateral [Rhip, Lhip, Lsho, Rsho] grown by 10% about its centre.
+
+  Returns (H, W) uint8 in {0, 1}. Raises like `part_masks`.
+  """
+  masks = part_masks(keypoints, image_size)
+  points, _ = _as_keypoints(keypoints, "keypoints")
+  torso = points[_BODY_JOINTS]
+  torso = torso + (torso - torso.mean(axis=0)) * 0.1
+  body = polygon_masks(torso[None, :, ::-1], image_size)[0]
+  return (np.any(masks[1:], axis=0) | body).astype(np.uint8)

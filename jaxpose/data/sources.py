@@ -52,6 +52,10 @@ class PairSource(Sequence):
     image_size: (height, width) of every image.
     parsing_labels: label set of the stored parsing maps ("lip" or "adgan8").
     has_parsing: False when the dataset carries no parsing maps (zeros then).
+    directory: the built dataset's directory (for messages; caches computed
+      from it live there, e.g. SPT's pseudo labels).
+    pairing: how `pairs` were made: 'dataset' (the dataset's own pairs, same
+      person), or one of `jaxpose.data.unpaired.PAIRINGS`.
   """
   name: str
   split: str
@@ -60,6 +64,8 @@ class PairSource(Sequence):
   image_size: tuple[int, int]
   parsing_labels: str
   has_parsing: bool
+  directory: str = ""
+  pairing: str = "dataset"
 
   def __len__(self) -> int:
     return len(self.pairs)
@@ -68,7 +74,7 @@ class PairSource(Sequence):
     if not -len(self) <= index < len(self):
       raise IndexError(f"pair index {index} out of range for {len(self)} pairs")
     source_index, target_index = (int(i) for i in self.pairs[index])
-    source, target = self.images[source_index], self.images[target_index]
+    source, target = self._record(source_index, index), self._record(target_index, index)
     return {
         "source_image": source["image"], "target_image": target["image"],
         "source_keypoints": source["keypoints"], "target_keypoints": target["keypoints"],
@@ -77,9 +83,27 @@ class PairSource(Sequence):
         "pair_index": np.int64(index),
     }
 
+  def _record(self, image_index: int, pair_index: int) -> dict:
+    try:
+      return self.images[image_index]
+    except Exception as e:  # pylint: disable=broad-except  (array_record, Riegeli and image decoding errors)
+      dataset = self.name.split("/")[0]
+      rebuild = (f"delete {self.directory} (synthetic data is rebuilt on first use)"
+                 if DATASETS.get(dataset, ("", False))[1] else
+                 f"rebuild it: tfds build tfds_builders/{dataset} --manual_dir=<dir> --overwrite")
+      raise CorruptRecordError(
+          f"dataset {self.name} split {self.split!r}: stored image {image_index} (of pair {pair_index}) cannot be "
+          f"read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). The prepared files in "
+          f"{self.directory or 'the TFDS data directory'} are damaged: {rebuild}.") from e
+
   def __repr__(self) -> str:
     return (f"PairSource({self.name!r}, split={self.split!r}, pairs={len(self)}, "
-            f"images={len(self.images)}, image_size={self.image_size}, parsing={self.parsing_labels})")
+            f"images={len(self.images)}, image_size={self.image_size}, parsing={self.parsing_labels}"
+            + (f", pairing={self.pairing}" if self.pairing != "dataset" else "") + ")")
+
+
+class CorruptRecordError(RuntimeError):
+  """A prepared record cannot be read; the message names the dataset, split and index, and says to rebuild."""
 
 
 def _text(value) -> str:
@@ -158,4 +182,4 @@ def pair_source(name: str, split: str, data_dir: str | None = None) -> PairSourc
   return PairSource(name=full_name, split=split, images=images, pairs=pairs,
                     image_size=(int(height), int(width)),
                     parsing_labels=metadata[records.METADATA_PARSING_LABELS],
-                    has_parsing=bool(metadata[records.METADATA_HAS_PARSING]))
+                    has_parsing=bool(metadata[records.METADATA_HAS_PARSING]), directory=str(builder.data_dir))

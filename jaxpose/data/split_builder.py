@@ -129,14 +129,19 @@ def finish_split(report: bad_input.BadInputReport, metadata: dict, pairs: np.nda
   """Stores the split's pairs and bad-input record in `metadata` and logs the summary.
 
   Raises:
-    RuntimeError: no image at all was valid (a wrong layout that passed the
-      quick checks); the problems logged above say why.
+    RuntimeError: the split ends up empty: not one valid image (a wrong layout
+      that passed the quick checks), or not one pair (e.g. every identity left
+      with a single valid image). The build fails rather than prepare a
+      dataset that training cannot use; the problems logged above say why.
   """
   metadata.setdefault("pairs", {})[report.split] = np.asarray(pairs, np.int64).reshape(-1, 2).tolist()
   metadata.setdefault("skipped", {})[report.split] = report.to_metadata()
   summary = report.summary()
   if not report.stored_images:
     raise RuntimeError(f"{summary}: not one valid image; see the bad-input warnings above")
-  (logging.warning if report.problems else logging.info)("%s", summary)
   if not len(pairs):
-    logging.warning("%s %s: no valid pairs", report.dataset, report.split)
+    raise RuntimeError(
+        f"{summary}: the {report.split} split has no pair, so training or evaluation could not use it. Pairs "
+        "join two valid images of one person (with a torso where the builder requires one); see the "
+        "bad-input warnings above for what was dropped, fix those files, and build again")
+  (logging.warning if report.problems else logging.info)("%s", summary)

@@ -23,7 +23,8 @@ are jaxpose's (18, 2) (y, x) int arrays, -1 for missing.
 any callable from a (B, H, W, 3) uint8 RGB batch to (B, 18, 2) int keypoints
 in the images' pixels (jaxpose.pose.PoseEstimator is one;
 jaxpose.models.pose_detector.keypoint_detector makes one of a learned
-heatmap detector).
+heatmap detector). A detector may carry an `image_size` (height, width): the
+size it works at; the metric suite skips it on images of another size.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ field counts as unset):
   pose_estimator_path        OpenPose body weights for PCKh: pose-gan/PATN's pose_estimator.h5
                              or Hzzone's body_pose_model.pth
   pose_estimator_protocol    'patn' (default, PATN's PCKh) or 'original' (jaxpose.pose.estimate)
+  learned_pose_detector_path a detector jaxpose trained (`pckh_learned`): 'synthetic' = the one
+                             jaxpose ships (64x44 synthetic people), else an exported directory,
+                             a detector.npz or a pose_detector run (jaxpose.pose.learned)
   ssim_pad_white             also report `ssim_padded` (DeepFashion PATN-era protocol)
   ssim_256_sigma             sigma of `ssim_256` (1.5 GFLA/CFLD; 1.2 PIDM/PCDMs)
   is_splits                  10
@@ -36,8 +39,10 @@ field counts as unset):
   pckh           with pose_estimator_path and target_keypoints: PATN's PCKh of
                  OpenPose's keypoints on the generated images against the
                  target keypoints, pooled over the set (jaxpose.metrics.pckh)
-  pckh_learned   the same with a detector jaxpose trained itself, when one is
-                 passed as `from_config(..., learned_pose_detector=...)`
+  pckh_learned   the same with a detector jaxpose trained itself (passed as
+                 `from_config(..., learned_pose_detector=...)`, or loaded from
+                 learned_pose_detector_path); skipped with a log line on images of
+                 another size than the detector's own (its `image_size`)
 A metric whose weights are not configured, or whose file is missing, is
 skipped with one log line naming the file and where to get it.
 
@@ -204,10 +209,21 @@ class MetricSuite:
       protocol = _get(config, "pose_estimator_protocol", "patn")
       pose_detectors["pckh"] = estimate.PoseEstimator.from_file(pose_path, protocol=protocol)
       logging.info("PCKh: OpenPose from %s, protocol %r", pose_path, protocol)
+    learned_path = _get(config, "learned_pose_detector_path")
+    if learned_pose_detector is None and learned_path is not None:
+      from jaxpose.pose import learned  # pylint: disable=g-import-not-at-top
+      try:
+        detector = learned.load(None if learned_path == "synthetic" else learned_path)
+      except FileNotFoundError as e:
+        skipped["pckh_learned"] = f"pckh_learned skipped: {e} (config.eval.learned_pose_detector_path)"
+      else:
+        learned_pose_detector = detector.keypoint_detector()
+        logging.info("pckh_learned: %s", detector.description)
     if learned_pose_detector is not None:
       pose_detectors["pckh_learned"] = learned_pose_detector
-    else:
-      skipped["pckh_learned"] = "pckh_learned skipped: no learned pose detector was given"
+    elif "pckh_learned" not in skipped:
+      skipped["pckh_learned"] = ("pckh_learned skipped: no learned pose detector (config.eval."
+                                 "learned_pose_detector_path: 'synthetic' or a trained one)")
 
     return cls(lpips_variables=lpips_variables, fid_network=fid_network, is_network=is_network,
                cx_network=cx_network, real_statistics=real_statistics, pose_detectors=pose_detectors,
@@ -264,6 +280,11 @@ class MetricSuite:
     for name, detector in self._pose_detectors.items():
       if target_keypoints is None:
         self._skip(name, f"{name} skipped: update() was given no target_keypoints")
+        continue
+      trained_size = getattr(detector, "image_size", None)
+      if trained_size is not None and tuple(trained_size) != tuple(generated.shape[1:3]):
+        self._skip(name, f"{name} skipped: the detector was trained on {trained_size[0]}x{trained_size[1]} "
+                         f"images, these are {generated.shape[1]}x{generated.shape[2]}")
         continue
       self._pckh[name].update(np.asarray(detector(images_u8)), np.asarray(target_keypoints))
     if self._lpips is not None:

@@ -374,7 +374,7 @@ def torch_table(model: ADGANGenerator) -> list[sd_lib.Entry]:
   for j in range(n_res):
     for c in range(2):
       t += sd_lib.conv(f"enc_content.model.{1 + n_down}.model.{j}.model.{c}.conv", "params",
-                 ("pose_encoder", f"residual_{j}", f"conv_{c}"))
+                       ("pose_encoder", f"residual_{j}", f"conv_{c}"))
   indices = vgg_lib.torchvision_conv_indices(model.vgg_arch)
   for name in vgg_lib.conv_names(model.vgg_arch)[:_num_style_vgg_convs(model.vgg_arch)]:
     t += sd_lib.conv(f"enc_style.vgg.{indices[name]}", "frozen", ("style_encoder", "vgg", name))
@@ -419,19 +419,19 @@ def _torch_known_unused(model: ADGANGenerator) -> Callable[[str], str | None]:
 def abstract_variables(model: ADGANGenerator, height: int = 32, width: int = 32) -> dict:
   """Shapes of the generator's variables, without allocating them."""
   return sd_lib.abstract_variables(model, jnp.zeros((1, height, width, model.pose_channels)),
-                             jnp.zeros((1, height, width, model.image_channels)),
-                             jnp.zeros((1, height, width, model.parsing_channels)))
+                                   jnp.zeros((1, height, width, model.image_channels)),
+                                   jnp.zeros((1, height, width, model.parsing_channels)))
 
 
 def from_torch(state_dict: Mapping[str, Any], model: ADGANGenerator,
-                              *, source: str = "ADGAN generator state_dict") -> dict:
+               *, source: str = "ADGAN generator state_dict") -> dict:
   """Official netG state_dict -> {'params': ..., 'frozen': ...} for `model` (numpy float32 leaves)."""
   return sd_lib.state_dict_to_variables(state_dict, torch_table(model), abstract_variables(model),
-                                 source=source, known_unused=_torch_known_unused(model))
+                                        source=source, known_unused=_torch_known_unused(model))
 
 
 def to_torch(variables: Mapping[str, Any], model: ADGANGenerator | None = None, *,
-                               full_vgg: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+             full_vgg: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
   """Flax generator variables -> official netG state_dict (PyTorch layouts, float32 numpy).
 
   Writes the 32 AdaIN dummy buffers (zeros / ones, PyTorch's initial values) so

@@ -30,7 +30,7 @@ The discriminator (`make_discriminator`, disc_type 'call') sees concat(x_a,
 H_a, x_b, H_b) (42 channels): Conv2D(4x4, s2, valid, bias) with NO activation,
 three down blocks (128, 256, 512, with norm), a last down block to 1 channel
 without norm. It returns the LOGITS (the official applies a sigmoid and
-flattens; the sigmoid belongs in a stable BCE, `jaxpose.losses_defgan`):
+flattens; the sigmoid belongs in a stable BCE, `losses.bce_discriminator_loss`):
 3x1 patches at 128x64, 7x7 at 256x256.
 
 SDGAN (Lin, Yu, Geng; "Stacked deformable GAN for pose-based person image
@@ -79,7 +79,10 @@ from typing import Any, NamedTuple, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxpose.io import keras_h5
+from jaxpose.io import state_dict as sd_lib
 from jaxpose.models import deformable
 from jaxpose.models import layers
 
@@ -625,3 +628,192 @@ def keras_discriminator_layers(widths: Sequence[int] = (64, 128, 256, 512), in_c
       result.append(KerasLayer("InstanceNormalization", (f"block_{i}", "norm"), (("gamma:0", (1,)), ("beta:0", (1,)))))
     previous = features
   return result
+
+
+# ----------------------------------------------------------------------------
+# Architectures read off weights, and the official Keras .h5 generator files.
+
+
+def hparams_from_variables(variables: dict) -> dict:
+  """DefGANGenerator / SDGANGenerator keyword arguments read off a generator's variables.
+
+  warp_skip from which encoders exist, widths from the kernel shapes, and for
+  SDGAN the variant (`quarter_head`: 'paper', `quarter_block`: 'released').
+  Returns e.g. {'warp_skip': 'mask', 'encoder_widths': (...), 'decoder_widths': (...)}
+  (SDGAN: 'variant' instead of 'warp_skip').
+  """
+  params = variables["params"]
+  encoder = params["appearance_encoder"] if "appearance_encoder" in params else params["encoder"]
+  levels = 1 + sum(1 for k in encoder if k.startswith("block_"))
+  encoder_widths = [encoder["conv_0"]["kernel"].shape[-1]]
+  encoder_widths += [encoder[f"block_{i}"]["conv"]["kernel"].shape[-1] for i in range(1, levels)]
+  decoder = params["decoder"]
+  decoder_widths = [decoder[f"block_{i}"]["conv"]["kernel"].shape[-1] for i in range(levels - 1)]
+  decoder_widths.append(decoder["output_conv"]["kernel"].shape[-1])
+  out = {"encoder_widths": tuple(int(w) for w in encoder_widths),
+         "decoder_widths": tuple(int(w) for w in decoder_widths)}
+  if "quarter_head" in params:
+    out["variant"] = "paper"
+  elif "quarter_block" in params:
+    out["variant"] = "released"
+  else:
+    out["warp_skip"] = "mask" if "appearance_encoder" in params else "none"
+  return out
+
+
+def _keras_generator_candidates(weighted, source) -> tuple[dict, list[tuple[str, list[KerasLayer]]]]:
+  """Architecture and layer order of an official generator file, from its layer count and shapes.
+
+  The file's first kernel tells the layout: 21 input channels (image + source
+  pose) is the 'mask' generator's appearance encoder, 18 its pose encoder
+  (Keras may record either encoder first), 39 the 'none' generator's single
+  encoder. Returns (hparams, [(order label, expected layers aligned with
+  `weighted`)]).
+  """
+  kernels = [layer.arrays[0] for layer in weighted if layer.arrays and layer.arrays[0].ndim == 4]
+  if not kernels:
+    raise sd_lib.CheckpointLayoutError(source, ["no convolution kernels in the file"], "")
+  first = kernels[0]
+  in_channels = first.shape[2]
+  image, pose = 3, 18
+  if in_channels == image + 2 * pose:
+    warp_skip, per_level = "none", None
+    count = len(weighted)  # 4n - 3 layers: encoder 2n - 2, decoder 2n - 1
+    levels = (count + 3) / 4
+  elif in_channels in (image + pose, pose):
+    warp_skip = "mask"
+    levels = (len(weighted) + 5) / 6  # encoders 2 (2n - 2), decoder 2n - 1
+  else:
+    raise sd_lib.CheckpointLayoutError(
+        source, [f"the first kernel {tuple(first.shape)} takes {in_channels} input channels: a Deformable GAN "
+                 f"generator's takes {image + pose} (appearance encoder) or {pose} (pose encoder) with "
+                 f"warp_skip 'mask', {image + 2 * pose} with 'none'"], "")
+  if levels != int(levels) or levels < DROPOUT_STEPS + 1:
+    raise sd_lib.CheckpointLayoutError(
+        source, [f"{len(weighted)} layers with weights is no Deformable GAN generator with warp_skip "
+                 f"{warp_skip!r} (6n - 5 layers for 'mask', 4n - 3 for 'none', n >= 4 levels)"], "")
+  levels = int(levels)
+  # Keras records two branches of equal depth interleaved layer by layer (what the PyTorch port's converter
+  # undoes); a file could also hold one encoder after the other: the second kernel tells (the pose encoder's
+  # 3x3 conv_0, or the first encoder's 4x4 block_1).
+  interleaved = warp_skip == "mask" and len(kernels) > 1 and tuple(kernels[1].shape[:2]) == (3, 3)
+  encoder_kernels = kernels[0:2 * levels:2] if interleaved else kernels[:levels]
+  encoder_widths = tuple(int(k.shape[-1]) for k in encoder_kernels)
+  decoder_kernels = [layer.arrays[0] for layer in weighted[-(2 * levels - 1):] if layer.arrays[0].ndim == 4]
+  # Keras ConvT kernels are (kh, kw, out, in); the output conv's (kh, kw, in, out).
+  decoder_widths = tuple(int(k.shape[2]) for k in decoder_kernels[:-1]) + (int(decoder_kernels[-1].shape[-1]),)
+  hparams = {"warp_skip": warp_skip, "encoder_widths": encoder_widths, "decoder_widths": decoder_widths}
+  try:
+    expected = keras_generator_layers(warp_skip, encoder_widths, decoder_widths)
+  except ValueError as e:
+    raise sd_lib.CheckpointLayoutError(source, [f"widths read off the file do not make a generator: {e}"],
+                                       "") from None
+  if warp_skip == "none":
+    return hparams, [("recorded order", expected)]
+  appearance = [layer for layer in expected if layer.path[0] == "appearance_encoder"]
+  pose_layers = [layer for layer in expected if layer.path[0] == "pose_encoder"]
+  decoder = [layer for layer in expected if layer.path[0] == "decoder"]
+  appearance_first = in_channels == image + pose
+  a, p = (appearance, pose_layers) if appearance_first else (pose_layers, appearance)
+  first, second = ("appearance", "pose") if appearance_first else ("pose", "appearance")
+  if interleaved:
+    return hparams, [(f"recorded order, the encoders interleaved layer by layer, {first} first",
+                      [layer for pair in zip(a, p) for layer in pair] + decoder)]
+  return hparams, [(f"recorded order, the {first} encoder, then the {second} encoder", a + p + decoder)]
+
+
+def _fit_keras_layers(weighted, expected: Sequence[KerasLayer], backend: str) -> tuple[dict, list[str]]:
+  """Keras arrays -> {'params': ...} along `expected`; returns (variables, problems)."""
+  params, problems = {}, []
+  for layer, want in zip(weighted, expected):
+    shapes = tuple(tuple(a.shape) for a in layer.arrays)
+    want_shapes = tuple(shape for _, shape in want.weights)
+    if shapes != want_shapes:
+      problems.append(f"{layer.name}: {shapes}, expected {want.kind} {'/'.join(want.path)} {want_shapes}")
+      continue
+    node = params
+    for key in want.path:
+      node = node.setdefault(key, {})
+    for (weight_name, _), array in zip(want.weights, layer.arrays):
+      array = np.asarray(array, np.float32)
+      if backend == "theano" and array.ndim == 4:
+        array = array[::-1, ::-1]  # Keras' own convert_kernel for Theano files
+      node[weight_name.split(":")[0]] = keras_to_flax(want, weight_name, array)
+  return {"params": params}, problems
+
+
+def from_keras(weights, *, source: str | None = None) -> tuple[DefGANGenerator, dict]:
+  """An official Deformable GAN generator file (`keras_h5.read_keras_h5`) -> (DefGANGenerator, variables).
+
+  The Keras layer names carry session counters (`conv2d_7`), so layers are
+  matched by their recorded order (weightless ones dropped) and checked by
+  shape. The file's architecture (warp_skip, widths, number of levels) is read
+  off its layer count and kernels; the two encoders of a 'mask' generator
+  have identical shapes below their first layer, so which one is which comes
+  from the first kernel's input channels (21 appearance vs 18 pose). The
+  encoders may be recorded interleaved layer by layer (what Keras records for
+  two branches of equal depth) or one after the other (the second kernel
+  tells). A layout whose every shape fits is used; anything else raises
+  `state_dict.CheckpointLayoutError` listing the problems and then what the
+  file holds.
+  """
+  source = source or f"{weights.path} (defgan_generator)"
+  weighted = weights.weighted_layers()
+  if not weights.layer_order_recorded:
+    raise sd_lib.CheckpointLayoutError(source, ["the file records no layer order (no 'layer_names'), and its "
+                                                "Keras layer names carry no meaning to match by"], weights.describe())
+  try:
+    hparams, candidates = _keras_generator_candidates(weighted, source)
+  except sd_lib.CheckpointLayoutError as e:
+    raise sd_lib.CheckpointLayoutError(source, e.problems, weights.describe()) from None
+  failures = []
+  for label, expected in candidates:
+    if len(expected) != len(weighted):
+      failures.append(f"{label}: {len(weighted)} layers with weights, the generator has {len(expected)}")
+      continue
+    variables, problems = _fit_keras_layers(weighted, expected, weights.backend)
+    if not problems:
+      model = DefGANGenerator(**hparams)
+      _check_against_model(model, variables, source)
+      return model, variables
+    failures.append(f"{label}: {len(problems)} layers do not fit, first: {problems[0]}")
+  raise sd_lib.CheckpointLayoutError(source, failures, weights.describe())
+
+
+def _check_against_model(model: DefGANGenerator, variables: dict, source: str) -> None:
+  """The imported tree must be exactly the module's (a bug in the layer list must never pass silently)."""
+  size = 2 ** (len(model.encoder_widths) - 1)
+  image = jax.ShapeDtypeStruct((1, size, size, model.image_channels), jnp.float32)
+  pose = jax.ShapeDtypeStruct((1, size, size, model.pose_channels), jnp.float32)
+  warps = ((jax.ShapeDtypeStruct((1, 10, 8), jnp.float32), jax.ShapeDtypeStruct((1, 10, size, size), jnp.float32))
+           if model.warp_skip == "mask" else ())
+  abstract = jax.eval_shape(lambda *inputs: model.init(jax.random.key(0), *inputs), image, pose, pose, *warps)
+  want = {p: tuple(x.shape) for p, x in sd_lib.leaves(dict(abstract)).items()}
+  have = {p: tuple(np.shape(x)) for p, x in sd_lib.leaves(variables).items()}
+  if want != have:
+    raise AssertionError(f"{source}: internal Keras layer list mismatch: missing {sorted(want.keys() - have.keys())}, "
+                         f"unknown {sorted(have.keys() - want.keys())}")
+
+
+def import_keras_file(path: str) -> tuple[DefGANGenerator, dict]:
+  """An official generator .h5 (h5py only; nothing from the file is executed) -> (DefGANGenerator, variables)."""
+  return from_keras(keras_h5.read_keras_h5(path), source=f"{path} (defgan_generator)")
+
+
+def to_keras_layers(variables: dict, model: DefGANGenerator) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
+  """Our variables as the official file's weighted layers in recorded order (encoders interleaved,
+  appearance first), [(keras layer name, [(weight name, array), ...])], e.g. for test fixtures."""
+  counters: dict[str, int] = {}
+  out = []
+  for layer in keras_generator_layers(model.warp_skip, model.encoder_widths, model.decoder_widths,
+                                      model.image_channels, model.pose_channels):
+    node = variables["params"]
+    for key in layer.path:
+      node = node[key]
+    snake = {"Conv2D": "conv2d", "Conv2DTranspose": "conv2d_transpose",
+             "InstanceNormalization": "instance_normalization"}[layer.kind]
+    counters[snake] = counters.get(snake, 0) + 1
+    name = f"{snake}_{counters[snake]}"
+    out.append((name, [(f"{name}/{w}", keras_to_flax(layer, w, np.asarray(node[w.split(':')[0]], np.float32)))
+                       for w, _ in layer.weights]))
+  return out

@@ -125,12 +125,12 @@ def abstract_variables(model: ResnetDiscriminator, in_channels: int) -> dict:
 
 
 def from_torch(state_dict: Mapping[str, Any], model: ResnetDiscriminator,
-                            in_channels: int | None = None, *, source: str = "discriminator state_dict") -> dict:
+               in_channels: int | None = None, *, source: str = "discriminator state_dict") -> dict:
   """Official ResnetDiscriminator state_dict -> {'params'[, 'batch_stats']} (numpy float32 leaves)."""
   if in_channels is None:
     in_channels = sd_lib.shape_of(sd_lib.strip_module_prefix(state_dict), "model.1.weight", source)[1]
   return sd_lib.state_dict_to_variables(state_dict, torch_table(model), abstract_variables(model, in_channels),
-                                 source=source, known_unused=_torch_known_unused(model))
+                                        source=source, known_unused=_torch_known_unused(model))
 
 
 def to_torch(variables: Mapping[str, Any], model: ResnetDiscriminator

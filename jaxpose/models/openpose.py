@@ -255,10 +255,10 @@ def hparams_from_torch(state_dict: Mapping[str, Any], source: str = "OpenPose st
 
 
 def from_torch(state_dict: Mapping[str, Any], model: OpenPoseBody, *,
-                            source: str = "OpenPose state_dict") -> dict:
+               source: str = "OpenPose state_dict") -> dict:
   """Hzzone's body_pose_model.pth state_dict (184 OIHW tensors by caffe name) -> {'params': ...}."""
   return sd_lib.state_dict_to_variables(state_dict, torch_table(model), abstract_variables(model),
-                                 source=source)
+                                        source=source)
 
 
 def to_torch(variables: Mapping[str, Any], model: OpenPoseBody | None = None
@@ -318,7 +318,7 @@ def _openpose_from_named_arrays(arrays: Mapping[str, np.ndarray], source: str
               if key.endswith("/kernel") and np.ndim(v) == 4}
   model = OpenPoseBody(**_openpose_hparams_from_channels(channels, source))
   variables = sd_lib.state_dict_to_variables(arrays, torch_table(model, keras=True),
-                                      abstract_variables(model), source=source)
+                                             abstract_variables(model), source=source)
   return model, variables
 
 

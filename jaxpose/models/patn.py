@@ -293,7 +293,7 @@ def torch_table(model: PATNGenerator) -> list[sd_lib.Entry]:
         norm(f"{block}.{stream}.{second + 1}", (f"block_{j}", f"{path}_norm_1"))
   for i in range(n_down):
     t += [sd_lib.Entry(f"model.stream1_up.{3 * i}.weight", "params", ("decoder", f"upsample_{i}", "kernel"),
-                "conv_transpose")]
+                       "conv_transpose")]
     if bias:
       t += [sd_lib.Entry(f"model.stream1_up.{3 * i}.bias", "params", ("decoder", f"upsample_{i}", "bias"), "vector")]
     norm(f"model.stream1_up.{3 * i + 1}", ("decoder", f"upsample_norm_{i}"))
@@ -319,12 +319,12 @@ def _torch_known_unused(model: PATNGenerator) -> Callable[[str], str | None]:
 def abstract_variables(model: PATNGenerator, height: int = 32, width: int = 32) -> dict:
   """Shapes of the generator's variables, without allocating them."""
   return sd_lib.abstract_variables(model, jnp.zeros((1, height, width, model.image_channels)),
-                             jnp.zeros((1, height, width, model.pose_channels)),
-                             jnp.zeros((1, height, width, model.pose_channels)))
+                                   jnp.zeros((1, height, width, model.pose_channels)),
+                                   jnp.zeros((1, height, width, model.pose_channels)))
 
 
 def from_torch(state_dict: Mapping[str, Any], model: PATNGenerator,
-                             *, source: str = "PATN generator state_dict") -> dict:
+               *, source: str = "PATN generator state_dict") -> dict:
   """Official netG state_dict -> {'params'[, 'batch_stats']} for `model` (numpy float32 leaves).
 
   Instance-norm checkpoints saved by PyTorch 0.3 (the released DeepFashion
@@ -338,7 +338,7 @@ def from_torch(state_dict: Mapping[str, Any], model: PATNGenerator,
   verdict = _torch_known_unused(model)
   legacy = [k for k in sd_lib.strip_module_prefix(state_dict) if verdict(k) == "ignore" and "running_" in k]
   variables = sd_lib.state_dict_to_variables(state_dict, torch_table(model), abstract_variables(model),
-                                      source=source, known_unused=verdict)
+                                             source=source, known_unused=verdict)
   if legacy:
     layers = len({k.rpartition(".")[0] for k in legacy})
     logging.info("%s: ignored the running_mean/running_var of %d InstanceNorm layers (%d buffers), which "
@@ -347,7 +347,7 @@ def from_torch(state_dict: Mapping[str, Any], model: PATNGenerator,
 
 
 def to_torch(variables: Mapping[str, Any], model: PATNGenerator | None = None, *,
-                              instance_norm_buffers: bool = False) -> dict[str, np.ndarray]:
+             instance_norm_buffers: bool = False) -> dict[str, np.ndarray]:
   """Flax generator variables -> official netG state_dict (PyTorch layouts, float32 numpy).
 
   instance_norm_buffers=True also writes the PyTorch 0.3 InstanceNorm

@@ -144,21 +144,56 @@ def heatmaps_to_keypoints(heatmaps, threshold: float = DEFAULT_THRESHOLD) -> np.
   return out[0] if single else out
 
 
-def keypoint_detector(model: ResnetPoseDetector, variables: Any, threshold: float = DEFAULT_THRESHOLD):
+class LearnedKeypointDetector:
   """A `jaxpose.metrics.pckh.KeypointDetector` of a trained detector: uint8 RGB batch -> (B, 18, 2).
 
-  For the metric suite's `pckh_learned`:
-  `MetricSuite.from_config(config.eval, learned_pose_detector=keypoint_detector(model, variables))`.
+  Attributes:
+    model, variables: the detector and its variables.
+    threshold: heatmap peak below which a joint is missing.
+    image_size: (height, width) it was trained at, when known; the metric
+      suite skips `pckh_learned` on images of another size (a detector trained
+      on 64x44 people finds nothing useful on 256x176 ones).
   """
-  apply = jax.jit(lambda v, x: model.apply(v, x))
 
-  def detect(images: np.ndarray) -> np.ndarray:
+  def __init__(self, model: ResnetPoseDetector, variables: Any, threshold: float = DEFAULT_THRESHOLD,
+               image_size: tuple[int, int] | None = None):
+    self.model = model
+    self.variables = variables
+    self.threshold = threshold
+    self.image_size = tuple(image_size) if image_size is not None else None
+    self._apply = jax.jit(model.apply)
+
+  def heatmaps(self, images: np.ndarray) -> np.ndarray:
+    """(B, H, W, 3) uint8 RGB -> (B, H, W, 18) float32 heatmaps."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"expected a (B, H, W, 3) uint8 RGB batch, got shape {images.shape}")
     x = jnp.asarray(images, jnp.float32) / 127.5 - 1.0
-    return heatmaps_to_keypoints(np.asarray(jax.device_get(apply(variables, x))), threshold)
-  return detect
+    return np.asarray(jax.device_get(self._apply(self.variables, x)))
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    return heatmaps_to_keypoints(self.heatmaps(images), self.threshold)
+
+
+def keypoint_detector(model: ResnetPoseDetector, variables: Any, threshold: float = DEFAULT_THRESHOLD,
+                      image_size: tuple[int, int] | None = None) -> LearnedKeypointDetector:
+  """A trained detector as the metric suite's `pckh_learned` hook (see `LearnedKeypointDetector`).
+
+  `MetricSuite.from_config(config.eval, learned_pose_detector=keypoint_detector(model, variables))`,
+  or set `config.eval.learned_pose_detector_path` and the suite loads one itself.
+  """
+  return LearnedKeypointDetector(model, variables, threshold, image_size)
+
+
+def hparams_from_variables(variables: Any) -> dict[str, int]:
+  """{'width', 'num_blocks', 'num_keypoints'} of a detector, read off its variables' shapes."""
+  params = variables["params"] if "params" in variables else variables
+  missing = [k for k in ("stem", "output") if k not in params]
+  if missing:
+    raise ValueError(f"not a ResnetPoseDetector's variables: no {missing} (it holds {sorted(params)[:10]})")
+  return {"width": int(np.shape(params["stem"]["kernel"])[-1]),
+          "num_blocks": sum(1 for k in params if k.startswith("block_")),
+          "num_keypoints": int(np.shape(params["output"]["kernel"])[-1])}
 
 
 def abstract_variables(model: ResnetPoseDetector, height: int = 256, width: int = 256) -> dict:

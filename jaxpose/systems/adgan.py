@@ -27,7 +27,6 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxpose import losses
@@ -37,7 +36,6 @@ from jaxpose import visualize
 from jaxpose import weights as weights_lib
 from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import pipeline as pipeline_lib
-from jaxpose.io import torch_checkpoint
 from jaxpose.metrics import region_colour
 from jaxpose.models import adgan as adgan_lib
 from jaxpose.models import vgg as vgg_lib
@@ -46,14 +44,6 @@ from jaxpose.systems import dual_discriminator
 
 # The deepest loss-VGG layer with CX (relu3_2, relu4_2), and without it.
 CX_LAYERS = ("relu3_2", "relu4_2")
-
-
-def _generator_kind(path: str) -> tuple[Any, dict]:
-  """An official ADGAN `<epoch>_net_netG.pth` -> (ADGANGenerator, variables); hparams read off the shapes."""
-  state_dict = torch_checkpoint.load_state_dict(path)
-  source = f"{path} (adgan_generator)"
-  model = adgan_lib.ADGANGenerator(**adgan_lib.hparams_from_torch(state_dict, source))
-  return model, jax.tree.map(jnp.asarray, adgan_lib.from_torch(state_dict, model, source=source))
 
 
 def _is_official_file(path: str) -> bool:
@@ -106,7 +96,14 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     archs = {"loss_vgg": loss.arch}
     style = loss
     if _is_official_file(config.init_from):
-      style = pretrained_lib.load("vgg", config.init_from)
+      try:
+        style = pretrained_lib.load("vgg", config.init_from)
+      except vgg_lib.VGGWeightsError as e:
+        from jaxpose import systems  # pylint: disable=g-import-not-at-top  (the registry imports this file)
+        raise ValueError(
+            f"config.init_from={config.init_from}: not an official ADGAN generator file (ADGAN's "
+            "<epoch>_net_netG.pth holds enc_content.*, enc_style.vgg.*, dec.* tensors; this one has none of "
+            f"its style encoder's VGG){systems.official_generator_hint(config.init_from, besides=cls.name)}") from e
     descriptions.append(f"style encoder: {style.description}")
     variables["generator_vgg"] = adgan_lib.frozen_from_vgg(style.variables, style.arch)
     archs["generator_vgg"] = style.arch
@@ -121,7 +118,9 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
 
   @classmethod
   def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
-    return {**super().checkpoint_kinds(), "adgan_generator": _generator_kind,
+    generator = dual_discriminator.torch_generator_kind(
+        "adgan_generator", adgan_lib.ADGANGenerator, adgan_lib.hparams_from_torch, adgan_lib.from_torch)
+    return {**super().checkpoint_kinds(), "adgan_generator": generator,
             "adgan_discriminator_pb": dual_discriminator.discriminator_kind("adgan_discriminator_pb", "pb"),
             "adgan_discriminator_pp": dual_discriminator.discriminator_kind("adgan_discriminator_pp", "pp")}
 
@@ -234,14 +233,14 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
                              method=model.encode_components)
     return {"image": self.decode(nets, batch["target_pose"], style_code), "style_code": style_code}
 
-  def generation_pictures(self, pipeline, source, transform, out_dir):
+  def generation_pictures(self, pipe, source, transform, out_dir):
     """The component swap grid and its measured colour shifts (component_swap_metrics.json)."""
     gen_cfg = self.config.generate
     groups = component_groups(gen_cfg.components, self.config.data.parsing_merge)
     indices = distinct_people(source, gen_cfg.num_swap_rows)
     batch, _ = next(pipeline_lib.eval_batches(source, batch_size=len(indices), transform=transform,
                                               indices=indices))
-    arrays = component_swaps(pipeline, batch, groups)
+    arrays = component_swaps(pipe, batch, groups)
     outputs = {"component_swap": visualize.save_png(os.path.join(out_dir, "component_swap.png"),
                                                     component_swap_grid(arrays, groups))}
     logging.info("Wrote the component swap grid %s", outputs["component_swap"])
@@ -306,22 +305,22 @@ def swapped_inputs(batch: dict, donors: np.ndarray, members: Sequence[int]) -> d
           "target_pose": np.asarray(batch["target_pose"])}
 
 
-def component_swaps(pipeline, batch: dict, groups: Sequence[tuple[str, list[int]]]) -> dict:
+def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]]) -> dict:
   """Each row's person (a pair's source) in its target pose, as is and with each
   component group taken from another row's person (row r + j + 1 for group j).
 
-  pipeline: a `jaxpose.inference.Pipeline` (its batched `generate` and
+  pipe: a `jaxpose.inference.Pipeline` (its batched `generate` and
   `generate_components`, the calls behind `transfer` and `swap`); batch: model
   inputs of the rows (`jaxpose.data.pipeline.eval_batches`). Returns 'own'
   (R, H, W, 3) generated as is, 'swapped' {group: (R, H, W, 3)}, 'donor_rows'
   {group: (R,) donor row} and the 'batch'.
   """
   rows = len(batch["source_image"])
-  own = pipeline.generate(batch)
+  own = pipe.generate(batch)
   swapped, donor_rows = {}, {}
   for j, (name, members) in enumerate(groups):
     donors = (np.arange(rows) + j + 1) % rows
-    swapped[name], donor_rows[name] = pipeline.generate_components(swapped_inputs(batch, donors, members)), donors
+    swapped[name], donor_rows[name] = pipe.generate_components(swapped_inputs(batch, donors, members)), donors
   return {"own": own, "swapped": swapped, "donor_rows": donor_rows, "batch": batch}
 
 
@@ -341,11 +340,11 @@ def component_swap_grid(arrays: dict, groups: Sequence[tuple[str, list[int]]]) -
   return visualize.grid(grid_rows, column_titles=titles)
 
 
-def measure_swaps(pipeline, source, transform, groups: Sequence[tuple[str, list[int]]], num_people: int) -> dict:
+def measure_swaps(pipe, source, transform, groups: Sequence[tuple[str, list[int]]], num_people: int) -> dict:
   """`swap_colour_shift` over up to `num_people` distinct people of `source`, each swapped with others."""
   indices = distinct_people(source, num_people)
   batch, _ = next(pipeline_lib.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
-  return swap_colour_shift(component_swaps(pipeline, batch, groups), groups)
+  return swap_colour_shift(component_swaps(pipe, batch, groups), groups)
 
 
 def swap_colour_shift(arrays: dict, groups: Sequence[tuple[str, list[int]]], min_pixels: int = 20) -> dict:

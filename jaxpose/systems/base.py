@@ -13,9 +13,12 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
+from jaxpose import evaluation
 from jaxpose import optim
+from jaxpose import visualize
 from jaxpose.data import pipeline
 
 
@@ -33,7 +36,8 @@ class TrainState:
       losses (VGGs, later a pose detector); None where a system has none.
     aux: {name: pytree} system-owned extras (PATN's image pools); None leaves
       for absent ones.
-    nonfinite_step: -1, or the first step whose losses were NaN/Inf; from then
+    nonfinite_step: -1, or the first step whose losses were NaN/Inf or whose
+      update the divergence guard rejected (jaxpose/divergence.py); from then
       on updates are skipped, so the state stays the last good one.
   """
   step: jax.Array
@@ -75,6 +79,7 @@ class System:
   generation_networks: ClassVar[tuple[str, ...]] = ("generator",)
   batches_per_step: ClassVar[int] = 1
   official_files: ClassVar[Mapping[str, tuple[str, str]]] = {}
+  result_title: ClassVar[str] = "generated"
 
   def __init__(self, config: ml_collections.ConfigDict, pretrained: Pretrained):
     self.config = config
@@ -107,6 +112,12 @@ class System:
   @classmethod
   def load_pretrained(cls, config) -> Pretrained:
     return Pretrained()
+
+  @classmethod
+  def is_official_file(cls, path: str) -> bool:
+    """Whether `path` (init_from, generate.checkpoint) is an official file for `read_official`
+    rather than one of our run directories (default: a PyTorch `.pth`)."""
+    return bool(path) and path.endswith(".pth")
 
   @classmethod
   def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
@@ -157,6 +168,24 @@ class System:
   def generate(self, nets: Mapping[str, Any], batch: dict) -> dict:
     raise NotImplementedError
 
+  def result_pictures(self, batch: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """What `generate` made of each example of a host batch, as uint8 (B, H, W, 3) pictures.
+
+    `outputs` is `generate`'s dict, fetched to the host. Default: the generated images.
+    """
+    del batch
+    return visualize.to_uint8(outputs["image"])
+
+  def evaluate(self, generate_fn: Callable, nets: Mapping[str, Any], source, transform: pipeline.PairTransform,
+               mesh, *, keys: tuple[str, ...], real_source=None, statistics_path: str | None = None) -> dict:
+    """Test-split metrics of `nets` on `source`: {name: value}.
+
+    Default: the image metrics of `jaxpose.evaluation.evaluate` (generated vs
+    target, with `generate_fn(nets, device batch of keys)`).
+    """
+    return evaluation.evaluate(self.config, generate_fn, nets, source, transform, mesh, keys=keys,
+                               real_source=real_source, statistics_path=statistics_path)
+
   def component_names(self) -> tuple[str, ...]:
     """The parsing components the style code is made of, in slot order; () without a style code."""
     return ()
@@ -173,6 +202,13 @@ class System:
   def loss_panels(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return ()
 
-  def generation_pictures(self, pipeline, source, transform, out_dir: str) -> dict:
-    """Extra --mode=generate pictures; `pipeline` is a `jaxpose.inference.Pipeline`. -> {name: path}."""
+  def sample_columns(self, batch: Mapping[str, np.ndarray], outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """{column title: uint8 (B, H, W, 3)} of what `generate` made, shown in the sample grids.
+
+    Default: one column, `result_pictures` titled `result_title`.
+    """
+    return {self.result_title: self.result_pictures(batch, outputs)}
+
+  def generation_pictures(self, pipe, source, transform, out_dir: str) -> dict:
+    """Extra --mode=generate pictures; `pipe` is the `jaxpose.inference.Pipeline` users call. -> {name: path}."""
     return {}

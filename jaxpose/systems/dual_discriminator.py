@@ -38,18 +38,19 @@ from jaxpose.systems import base
 PERCEPTUAL_LAYER = "relu1_2"
 
 
-def _resnet_discriminator(path: str) -> tuple[Any, dict]:
-  """Any official ResnetDiscriminator .pth (any input channels) -> (module, variables)."""
-  state_dict = torch_checkpoint.load_state_dict(path)
-  source = f"{path} (resnet_discriminator)"
-  hparams, in_channels = discriminator_lib.hparams_from_torch(state_dict, source)
-  model = discriminator_lib.ResnetDiscriminator(**hparams)
-  return model, jax.tree.map(jnp.asarray, discriminator_lib.from_torch(state_dict, model, in_channels,
-                                                                        source=source))
+def torch_generator_kind(kind: str, model_cls, hparams_from_torch, from_torch) -> Callable[[str], tuple[Any, dict]]:
+  """An importer of an official generator .pth: hyperparameters read off the shapes -> (module, variables)."""
+  def read(path: str) -> tuple[Any, dict]:
+    state_dict = torch_checkpoint.load_state_dict(path)
+    source = f"{path} ({kind})"
+    model = model_cls(**hparams_from_torch(state_dict, source))
+    return model, jax.tree.map(jnp.asarray, from_torch(state_dict, model, source=source))
+  return read
 
 
-def discriminator_kind(kind: str, which: str) -> Callable[[str], tuple[Any, dict]]:
-  """An importer of D_PB ('pb') or D_PP ('pp') files that catches swapped files early."""
+def discriminator_kind(kind: str, which: str | None) -> Callable[[str], tuple[Any, dict]]:
+  """An importer of ResnetDiscriminator files: D_PB ('pb'), D_PP ('pp'; swapped files are caught
+  early) or any input channels (None)."""
   def read(path: str) -> tuple[Any, dict]:
     state_dict = torch_checkpoint.load_state_dict(path)
     source = f"{path} ({kind})"
@@ -127,7 +128,7 @@ class DualDiscriminatorGAN(base.System):
 
   @classmethod
   def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
-    return {"resnet_discriminator": _resnet_discriminator}
+    return {"resnet_discriminator": discriminator_kind("resnet_discriminator", None)}
 
   @classmethod
   def read_official(cls, config, path: str, networks: tuple[str, ...]) -> tuple[dict, str]:

@@ -19,22 +19,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Mapping
 
-import jax
-import jax.numpy as jnp
 
 from jaxpose import pretrained as pretrained_lib
-from jaxpose.io import torch_checkpoint
 from jaxpose.models import patn as patn_lib
 from jaxpose.systems import base
 from jaxpose.systems import dual_discriminator
-
-
-def _generator_kind(path: str) -> tuple[Any, dict]:
-  """An official PATN `latest_net_netG.pth` -> (PATNGenerator, variables); norm and widths read off the keys."""
-  state_dict = torch_checkpoint.load_state_dict(path)
-  source = f"{path} (patn_generator)"
-  model = patn_lib.PATNGenerator(**patn_lib.hparams_from_torch(state_dict, source))
-  return model, jax.tree.map(jnp.asarray, patn_lib.from_torch(state_dict, model, source=source))
 
 
 class PATN(dual_discriminator.DualDiscriminatorGAN):
@@ -60,7 +49,9 @@ class PATN(dual_discriminator.DualDiscriminatorGAN):
 
   @classmethod
   def checkpoint_kinds(cls) -> dict[str, Callable[[str], tuple[Any, dict]]]:
-    return {**super().checkpoint_kinds(), "patn_generator": _generator_kind,
+    generator = dual_discriminator.torch_generator_kind(
+        "patn_generator", patn_lib.PATNGenerator, patn_lib.hparams_from_torch, patn_lib.from_torch)
+    return {**super().checkpoint_kinds(), "patn_generator": generator,
             "patn_discriminator_pb": dual_discriminator.discriminator_kind("patn_discriminator_pb", "pb"),
             "patn_discriminator_pp": dual_discriminator.discriminator_kind("patn_discriminator_pp", "pp")}
 

@@ -17,6 +17,10 @@ that they are bit for bit the ones the weights were trained with.
 Shipped weights, by name (`jaxpose.load(name)`, `--config.init_from=<name>`):
   synthetic-adgan   ADGAN trained on the synthetic people at 64x44
                     (configs/synthetic_adgan_base.py; weights.json says how)
+
+This package's folders also hold the learned pose detector's shipped weights
+(synthetic_pose_detector/: detector.npz and detector.json), which have their
+own small format and reader (`jaxpose.pose.learned`).
 """
 
 from __future__ import annotations

@@ -68,6 +68,11 @@ directory, then pass it as --manual_dir:
    and apply the official centre crop (x in [40, 216), keypoint x - 40, -1 kept).
    Their parsing is as for adgan8 / lip (256x176 maps, or 256x256 ones that get
    the same crop).
+5. fullframe_lip reads the same 256x256 files as uncropped_lip and keeps them
+   whole (Def-GAN's and SPT's 256x256 frame, keypoints unchanged); 256x176
+   parsing maps are padded back with background, 40 columns on each side.
+6. uncropped_256x256 keeps the same files whole without parsing: what
+   Deformable GAN and SDGAN train on.
 
 Build one config at a time: tfds build tfds_builders/deepfashion_pose --config adgan8
 --manual_dir <dir> (without --config every config is built, each needing its files).
@@ -79,8 +84,9 @@ class DeepFashionPoseConfig(tfds.core.BuilderConfig):
   """Which files to read.
 
   Attributes:
-    layout: "resized" (fashion_resize/, 256x176, the PATN/ADGAN files) or
-      "uncropped" (Def-GAN's 256x256 fasion-dataset/, centre-cropped here).
+    layout: "resized" (fashion_resize/, 256x176, the PATN/ADGAN files),
+      "uncropped" (Def-GAN's 256x256 fasion-dataset/, centre-cropped here) or
+      "fullframe" (the same 256x256 files kept whole: Def-GAN's and SPT's frame).
     parsing: "adgan8" (semantic_merge3 .npy), "lip" (parsing_lip/<split>/*.png)
       or "none" (zero maps, has_parsing False).
   """
@@ -120,6 +126,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               parsing="adgan8"),
       _config("uncropped_lip", "As uncropped_adgan8, with LIP parsing PNGs from parsing_lip/.",
               layout="uncropped", parsing="lip"),
+      _config("fullframe_lip", "Def-GAN's 256x256 images and keypoints kept whole (SPT's frame), with LIP "
+              "parsing PNGs from parsing_lip/ (256x256, or 256x176 padded with background).",
+              layout="fullframe", parsing="lip"),
+      _config("uncropped_256x256", "Def-GAN's 256x256 images and keypoints as they are (JPEG bytes kept, no "
+              "crop), without parsing: Deformable GAN's and SDGAN's frame.", layout="fullframe", parsing="none"),
   ]
   DEFAULT_CONFIG_NAME = "adgan8"
 
@@ -130,18 +141,23 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if file_format is None and not self.is_prepared():
       self.info.set_file_format("array_record", override=True)
 
+  def _frame(self) -> tuple[int, int]:
+    """(H, W) of the stored images: 256x176, or 256x256 for the full-frame layout."""
+    return UNCROPPED_SIZE if self.builder_config.layout == "fullframe" else (HEIGHT, WIDTH)
+
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     labels = "lip" if config.parsing == "lip" else "adgan8"
-    metadata = records.make_metadata(height=HEIGHT, width=WIDTH, parsing_labels=labels,
+    height, width = self._frame()
+    metadata = records.make_metadata(height=height, width=width, parsing_labels=labels,
                                      has_parsing=config.parsing != "none")
     metadata["skipped"] = {}
     metadata["source_files"] = {}
     return self.dataset_info_from_configs(
         # The resized layout stores the original JPEG bytes; a crop is stored
         # losslessly (PNG) rather than as a second JPEG generation.
-        features=records.person_features(HEIGHT, WIDTH,
-                                         image_encoding="jpeg" if config.layout == "resized" else "png"),
+        features=records.person_features(height, width,
+                                         image_encoding="png" if config.layout == "uncropped" else "jpeg"),
         supervised_keys=None,
         homepage="https://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/InShopRetrieval.html",
         metadata=tfds.core.MetadataDict(metadata),
@@ -197,7 +213,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "The 256x176 images go in fashion_resize/ with --config adgan8")
     image_io.check_image_size_sample(
         images, image_io.image_files(images),
-        UNCROPPED_SIZE if config.layout == "uncropped" else (HEIGHT, WIDTH), hint=hint)
+        (HEIGHT, WIDTH) if config.layout == "resized" else UNCROPPED_SIZE, hint=hint)
     parsing_root = parsing_dir.parent if config.parsing == "adgan8" else parsing_dir
     return _SplitFiles(split, images, annotation_file, pairs_csv, parsing_root)
 
@@ -239,30 +255,34 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     notes = []
     keypoints = person.keypoints
-    if config.layout == "resized":
-      image = image_io.read_image(person.image_path, (HEIGHT, WIDTH))
+    height, width = self._frame()
+    if config.layout in ("resized", "fullframe"):
+      image = image_io.read_image(person.image_path, (height, width))
       # The official bytes go in unchanged; only a non-RGB or non-JPEG file is re-encoded.
       image_bytes = (image.data if image.format == "JPEG" and image.plain_rgb
                      else image_io.encode_jpeg(image.pixels))
-      frame = f"{HEIGHT}x{WIDTH}"
+      frame = f"{height}x{width}"
     else:
       image = image_io.read_image(person.image_path, UNCROPPED_SIZE)
       image_bytes = image_io.encode_png(image.pixels[:, CROP_LEFT:CROP_LEFT + WIDTH])
       keypoints = annotation_csv.crop_keypoints_x(keypoints, CROP_LEFT)
       frame = f"{HEIGHT}x{WIDTH} centre crop (x in [{CROP_LEFT}, {CROP_LEFT + WIDTH}) of the 256x256)"
-    keypoints, dropped = annotation_csv.drop_outside_joints(keypoints, HEIGHT, WIDTH)
+    keypoints, dropped = annotation_csv.drop_outside_joints(keypoints, height, width)
     for joint in dropped:
       notes.append(("keypoint_outside_image", person.annotation_file,
                     f"{person.name}: joint {joint} lies outside the {frame} image"))
     if config.parsing == "none":
-      parsing_png = _zero_parsing_png()
+      parsing_png = _zero_parsing_png(height, width)
     else:
       label_set = "lip" if config.parsing == "lip" else "adgan8"
-      shapes = [(HEIGHT, WIDTH)] + ([UNCROPPED_SIZE] if config.layout == "uncropped" else [])
+      shapes = [(HEIGHT, WIDTH)] + ([UNCROPPED_SIZE] if config.layout != "resized" else [])
       labels = image_io.read_label_map(person.parsing_path, parsing_lib.num_classes(label_set), shapes,
                                           label_set)
-      if labels.shape == UNCROPPED_SIZE:
+      if config.layout == "uncropped" and labels.shape == UNCROPPED_SIZE:
         labels = labels[:, CROP_LEFT:CROP_LEFT + WIDTH]
+      if config.layout == "fullframe" and labels.shape == (HEIGHT, WIDTH):
+        # Undo the centre crop: the 40 columns on each side are background (label 0 in LIP and adgan8).
+        labels = np.pad(labels, ((0, 0), (CROP_LEFT, UNCROPPED_SIZE[1] - WIDTH - CROP_LEFT)))
       parsing_png = image_io.encode_png(labels)
     record = {"image": image_bytes, "parsing": parsing_png, "keypoints": keypoints.astype(np.int32),
               "name": person.name, "identity": person.identity}
@@ -285,7 +305,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 _ZERO_PNG: dict[tuple[int, int], bytes] = {}
 
 
-def _zero_parsing_png() -> bytes:
-  if (HEIGHT, WIDTH) not in _ZERO_PNG:
-    _ZERO_PNG[(HEIGHT, WIDTH)] = image_io.encode_png(np.zeros((HEIGHT, WIDTH), np.uint8))
-  return _ZERO_PNG[(HEIGHT, WIDTH)]
+def _zero_parsing_png(height: int = HEIGHT, width: int = WIDTH) -> bytes:
+  if (height, width) not in _ZERO_PNG:
+    _ZERO_PNG[(height, width)] = image_io.encode_png(np.zeros((height, width), np.uint8))
+  return _ZERO_PNG[(height, width)]

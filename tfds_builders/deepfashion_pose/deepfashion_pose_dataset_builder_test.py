@@ -47,6 +47,16 @@ class DeepFashionPoseUncroppedTest(_Tfrecord, tfds.testing.DatasetBuilderTestCas
   SPLITS = {"train": 6, "test": 3}
 
 
+class DeepFashionPoseUncropped256Test(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
+  # Def-GAN's own 256x256 frame, without parsing.
+  BUILDER_CONFIG_NAMES_TO_TEST = ["uncropped_256x256"]
+
+
+class DeepFashionPoseFullFrameTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
+  BUILDER_CONFIG_NAMES_TO_TEST = ["fullframe_lip"]
+  SPLITS = {"train": 6, "test": 3}
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   """adgan8, no_parsing and uncropped_adgan8 built once from dummy_data, in array_record."""
@@ -184,3 +194,20 @@ def test_adgan_deepfashion_config_names_the_default_config_of_this_builder(data_
 
 if __name__ == "__main__":
   tfds.testing.test_main()
+
+
+def test_fullframe_config_keeps_the_256x256_frame(tmp_path):
+  """fullframe_lip = uncropped_lip before its centre crop: pixels, parsing and keypoints (x + 40)."""
+  for config in ("fullframe_lip", "uncropped_lip"):
+    builder_testing.build(builder_lib.Builder, config, DUMMY, tmp_path)
+  full = pair_source("deepfashion_pose/fullframe_lip", "train", str(tmp_path))
+  cropped = pair_source("deepfashion_pose/uncropped_lip", "train", str(tmp_path))
+  assert full.image_size == (256, 256) and full.parsing_labels == "lip" and len(full) == len(cropped)
+  assert builder_testing.image_names(full) == builder_testing.image_names(cropped)
+  for i in range(len(full.images)):
+    a, b = full.images[i], cropped.images[i]
+    assert a["image"].shape == (256, 256, 3)
+    np.testing.assert_array_equal(a["image"][:, 40:216], b["image"])
+    np.testing.assert_array_equal(a["parsing"][:, 40:216], b["parsing"])
+    inside = b["keypoints"][:, 0] >= 0
+    np.testing.assert_array_equal(a["keypoints"][inside], b["keypoints"][inside] + np.array([0, 40]))

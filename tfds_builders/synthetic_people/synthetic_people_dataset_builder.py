@@ -46,6 +46,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       _config("256x176", "DeepFashion's full size: 2,400 train / 300 test images.", height=256, width=176),
       _config("64x44", "Quarter size, for the fastest CPU runs.", height=64, width=44),
       _config("128x64", "Market-1501's size.", height=128, width=64),
+      _config("64x32", "Market-1501's aspect at half size: halves 5 times (Deformable GAN's and SPT's U-Nets), "
+              "where 64x44 halves twice.", height=64, width=32),
       _config("tiny", "For tests: 32x24, 8 train and 3 test identities, 3 poses each.",
               height=32, width=24, train_identities=8, test_identities=3, poses_per_identity=3),
   ]
