@@ -31,6 +31,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
   config.init_from = "synthetic-adgan"  # jaxpose/weights/synthetic_adgan_base
   config.init_what = "all"  # generator, D_PB and D_PP, as the study fine-tuned
+  # Every part of the generator learns from the first step (the base froze its style encoder at first).
+  config.optim.style_encoder_frozen_steps = 0
 
   # 30 training pairs; a tenth of the base's rate adapts rather than overwrites.
   config.num_train_steps = 240

@@ -147,13 +147,20 @@ def evaluate(config, generate_fn, nets, source, transform, mesh, *, keys, real_s
   return results
 
 
-def evaluate_networks(config, system, nets, source, transform, mesh, **kwargs) -> dict:
+def jitted_generate(system, mesh):
+  """`system.generate` jitted for `evaluate` on `mesh` (variables replicated, batches sharded). One
+  compiled function serves every set of variables of the same architecture (before/after fine-tuning)."""
+  replicated = sharding_lib.replicated_sharding(mesh)
+  return jax.jit(system.generate, in_shardings=(replicated, sharding_lib.batch_sharding(mesh)),
+                 out_shardings=replicated)
+
+
+def evaluate_networks(config, system, nets, source, transform, mesh, *, generate_fn=None, **kwargs) -> dict:
   """`evaluate` of a system's generation networks held outside a training state (loaded weights).
 
+  generate_fn: a `jitted_generate` to reuse (default: a new one of `system`).
   kwargs: those of `evaluate` (num_pairs, learned_pose_detector, ...).
   """
-  replicated = sharding_lib.replicated_sharding(mesh)
-  generate_fn = jax.jit(system.generate, in_shardings=(replicated, sharding_lib.batch_sharding(mesh)),
-                        out_shardings=replicated)
-  return evaluate(config, generate_fn, jax.device_put(dict(nets), replicated), source, transform, mesh,
-                  keys=system.batch_keys(system.config), **kwargs)
+  generate_fn = generate_fn or jitted_generate(system, mesh)
+  nets = jax.device_put(dict(nets), sharding_lib.replicated_sharding(mesh))
+  return evaluate(config, generate_fn, nets, source, transform, mesh, keys=system.batch_keys(system.config), **kwargs)

@@ -261,6 +261,15 @@ class Pipeline:
     """(18, 2) (y, x) in a picture's pixels -> int32 (18, 2) in the model's frame (letterboxed like it)."""
     return box.keypoints(_check_keypoints(name, keypoints))
 
+  def target_keypoints(self, keypoints: Any, box: letterbox.Letterbox, name: str = "target_keypoints") -> np.ndarray:
+    """`keypoints` for a target pose, which needs at least one joint inside the picture."""
+    placed = self.keypoints(keypoints, box, name)
+    if not kp.is_present(placed).any():
+      height, width = box.source_size
+      raise ValueError(f"{name}: no joint lies inside the {height}x{width} picture (every joint is -1 or outside "
+                       "it), so there is no pose to generate; give (y, x) in the source picture's pixels")
+    return placed
+
   def heatmaps(self, keypoints: np.ndarray) -> np.ndarray:
     """(18, 2) (y, x) in the model's frame -> (H, W, 18) pose heatmaps as the model was trained with."""
     return heatmaps.keypoints_to_heatmaps(np.asarray(keypoints), *self.image_size,
@@ -290,7 +299,7 @@ class Pipeline:
         source pose (PATN); without them it sees an empty source pose.
     """
     person = self.person(source_image, source_parsing, labels=labels, name="source_image")
-    target_pose = self.heatmaps(self.keypoints(target_keypoints, person.box, "target_keypoints"))
+    target_pose = self.heatmaps(self.target_keypoints(target_keypoints, person.box))
     source_pose = (None if source_keypoints is None
                    else self.heatmaps(self.keypoints(source_keypoints, person.box, "source_keypoints")))
     return self.generate(self.inputs(person, target_pose, source_pose))[0]
@@ -315,7 +324,7 @@ class Pipeline:
     if unknown:
       raise ValueError(f"unknown components {unknown}; {self.system.name}'s are {list(self.components)}")
     person = self.person(person_image, person_parsing, labels=labels, name="person_image")
-    target_pose = self.heatmaps(self.keypoints(target_keypoints, person.box, "target_keypoints"))
+    target_pose = self.heatmaps(self.target_keypoints(target_keypoints, person.box))
     images = np.repeat(person.image[None], len(self.components), axis=0)
     masks = np.moveaxis(person.parsing, -1, 0).copy()
     for name, donor in components.items():

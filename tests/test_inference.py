@@ -56,7 +56,7 @@ def test_any_picture_size_is_letterboxed_and_each_call_compiles_once(adgan_run, 
   assert out.shape == (32, 24, 3)
   # A wider picture is padded, not stretched.
   wide = np.full((40, 60, 3), 200, np.uint8)
-  pipe.transfer(wide, np.zeros((40, 60), np.uint8), np.full((18, 2), -1))
+  pipe.transfer(wide, np.zeros((40, 60), np.uint8), np.asarray(keypoints) // 2)
   pipe.swap(big, big_parsing, keypoints, {"hair": (wide, np.zeros((40, 60), np.uint8))})
   pipe.swap(person["source_image"], person["source_parsing"], person["target_keypoints"], {})
   assert pipe._generate._cache_size() == 1 and pipe._generate_components._cache_size() == 1
@@ -102,6 +102,8 @@ def test_bad_inputs_get_clear_errors(adgan_run, people):
     pipe.transfer(image, parsing, keypoints, labels="adgan8")  # LIP labels up to 19
   with pytest.raises(ValueError, match=r"\(18, 2\)"):
     pipe.transfer(image, parsing, keypoints[:17])
+  with pytest.raises(ValueError, match="no joint lies inside the 32x24 picture"):
+    pipe.transfer(image, parsing, np.where(keypoints >= 0, keypoints + 100, -1))
   with pytest.raises(ValueError, match="unknown components.*upper_clothes"):
     pipe.swap(image, parsing, keypoints, {"shirt": (donor["source_image"], donor["source_parsing"])})
   with pytest.raises(ValueError, match="donor image, donor parsing"):
