@@ -85,10 +85,17 @@ def export(workdir: str, output: str, *, config_file: str, num_swap_people: int 
   system = system_cls.from_variables(config, generation)
   started = time.time()
   measured = measure(config, system, generation, num_swap_people=num_swap_people)
+  train_command = f"python -m jaxpose.main --config {config_file} --workdir {workdir}"
+  if steps != config.num_train_steps:
+    # An earlier checkpoint of the run: a run stopped there holds the same weights (the
+    # learning-rate schedule does not depend on num_train_steps; training is deterministic).
+    train_command += f" --config.num_train_steps={steps}"
+    config = config.copy_and_resolve_references()
+    config.num_train_steps = steps
   record = {
       "name": os.path.basename(os.path.abspath(output)),
       "config_file": config_file,
-      "commands": [f"python -m jaxpose.main --config {config_file} --workdir {workdir}",
+      "commands": [train_command,
                    f"python -m jaxpose.weights.export --workdir {workdir} --output {output} "
                    f"--config_file {config_file}"],
       "seed": int(config.seed),

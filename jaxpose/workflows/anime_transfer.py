@@ -174,6 +174,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   config = resolved_config(config, workdir)
+  # Before the first compilation: the measurements' compiled functions are cached too (a re-run skips them).
+  logging.info("XLA compilation cache: %s", train.enable_compilation_cache(config) or "off")
   characters = prepare_characters(config, workdir)
   sources.build(config.data.name, config.data.data_dir, config.anime.manual_dir)
 
