@@ -5,7 +5,8 @@
 
 Reads the run's latest checkpoint and config (<workdir>/config.json), measures
 the model on the config's held-out test pairs (SSIM, LPIPS, ..., and how well
-colours are kept: `colour_error_*`, 1.0 = painting the average person) and, for
+colours are kept: `colour_error_*`, 1.0 = painting the average person; taken
+from the run's own metrics.json when the run ended at that checkpoint) and, for
 systems with a style code, how well component swaps work
 (`jaxpose.systems.adgan.measure_swaps`), then writes weights.npz and
 weights.json (`jaxpose.weights.save`): the config, the commands, seed, step
@@ -29,6 +30,7 @@ from jaxpose import evaluation
 from jaxpose import inference
 from jaxpose import sharding as sharding_lib
 from jaxpose import systems
+from jaxpose import train
 from jaxpose import weights as weights_lib
 from jaxpose.data import sources
 from jaxpose.systems import adgan as adgan_system
@@ -58,13 +60,29 @@ def _version(package: str) -> str:
     return "not installed"
 
 
-def measure(config, system: systems.System, nets, *, num_swap_people: int = SWAP_PEOPLE) -> dict:
-  """The run's test-split metrics and, with a style code, its component swaps."""
+def run_test_metrics(workdir: str, steps: int) -> dict | None:
+  """The test metrics the run itself wrote at its end (<workdir>/metrics.json), when they are of the
+  checkpoint exported (the same `evaluation.evaluate` on the same pairs); None otherwise."""
+  path = os.path.join(workdir, "metrics.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    metrics = json.load(f)
+  if metrics.get("train_steps") != steps:
+    return None
+  return {k: v for k, v in metrics.items() if k != "train_steps"}
+
+
+def measure(config, system: systems.System, nets, *, num_swap_people: int = SWAP_PEOPLE,
+            test_metrics: dict | None = None) -> dict:
+  """The run's test-split metrics (measured unless `test_metrics` gives them) and, with a style
+  code, its component swaps."""
   mesh = sharding_lib.make_mesh()
   test = sources.pair_source(config.data.name, "test", config.data.data_dir or None)
   transform = type(system).transform(config, test)
-  metrics = evaluation.evaluate_networks(config, system, nets, test, transform, mesh)
-  out = {"test": metrics}
+  if test_metrics is None:
+    test_metrics = evaluation.evaluate_networks(config, system, nets, test, transform, mesh)
+  out = {"test": test_metrics}
   if system.component_names():
     pipe = inference.Pipeline(system, nets)
     groups = adgan_system.component_groups(SWAP_GROUPS, config.data.parsing_merge)
@@ -77,6 +95,7 @@ def export(workdir: str, output: str, *, config_file: str, num_swap_people: int 
   config = inference.run_config(workdir)
   if config is None:
     raise FileNotFoundError(f"{workdir} holds no {checkpoints.CONFIG_FILE}: export a run jaxpose trained")
+  train.enable_compilation_cache(config)  # a re-export skips compiling the measurements
   system_cls = systems.get(config.model)
   nets, step_dir = checkpoints.read_weights(workdir)
   nets = {name: nets[name] for name in system_cls.networks}
@@ -84,7 +103,10 @@ def export(workdir: str, output: str, *, config_file: str, num_swap_people: int 
   generation = {name: nets[name] for name in system_cls.generation_networks}
   system = system_cls.from_variables(config, generation)
   started = time.time()
-  measured = measure(config, system, generation, num_swap_people=num_swap_people)
+  test_metrics = run_test_metrics(workdir, steps)
+  if test_metrics is not None:
+    logging.info("Test metrics: the run's own metrics.json (step %d)", steps)
+  measured = measure(config, system, generation, num_swap_people=num_swap_people, test_metrics=test_metrics)
   train_command = f"python -m jaxpose.main --config {config_file} --workdir {workdir}"
   if steps != config.num_train_steps:
     # An earlier checkpoint of the run: a run stopped there holds the same weights (the
