@@ -68,6 +68,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.optim.b2 = 0.999
   config.optim.constant_steps = 499 * STEPS_PER_EPOCH
   config.optim.decay_steps = 501 * STEPS_PER_EPOCH
+  # Not in the official code: keep the style encoder at its initial weights for
+  # this many steps (configs/synthetic_adgan_base.py; 0 = train it from the start).
+  config.optim.style_encoder_frozen_steps = 0
 
   # Component groups of --mode=generate's swap grid, ';'-separated; ','-joined names swap together.
   config.generate.components = "upper_clothes;pants,skirt;hair"

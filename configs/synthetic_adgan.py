@@ -1,4 +1,4 @@
-"""ADGAN on the embedded synthetic people: the README's main job.
+"""ADGAN from scratch on the embedded synthetic people, in 10 minutes (the main job starts from a longer-trained base).
 
   python -m jaxpose.main --config configs/synthetic_adgan.py --workdir runs/synthetic_adgan
 

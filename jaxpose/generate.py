@@ -3,9 +3,11 @@
   python -m jaxpose.main --mode=generate --config configs/synthetic_adgan.py --workdir runs/synthetic_adgan
 
 Weights come from `config.generate.checkpoint`: empty means the latest
-checkpoint of --workdir; otherwise one of our run or step directories, a
-`python -m jaxpose.convert` output, or an official `<epoch>_net_netG.pth`.
-Writes under `config.generate.output_dir` (default <workdir>/generated):
+checkpoint of --workdir; otherwise shipped weights (`synthetic-adgan`), one of
+our run or step directories, a `python -m jaxpose.convert` output, or an
+official `<epoch>_net_netG.pth`. Every picture is made through the same
+`jaxpose.inference.Pipeline` that `jaxpose.load` returns (`Pipeline.generate`
+for pose transfer, `Pipeline.generate_components` for ADGAN's swaps). Writes under `config.generate.output_dir` (default <workdir>/generated):
 
   pose_transfer/<i>_<source>___<target>.png   each generated image
   strips/<i>_<source>___<target>.png          source | target pose | generated | target
@@ -25,21 +27,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 from absl import logging
-import jax
 import ml_collections
 import numpy as np
 import tqdm
 
-from jaxpose import checkpoints
-from jaxpose import sharding as sharding_lib
+from jaxpose import inference
 from jaxpose import systems
 from jaxpose import visualize
 from jaxpose.data import annotation_csv
 from jaxpose.data import bad_input
-from jaxpose.data import heatmaps
 from jaxpose.data import image_io
 from jaxpose.data import keypoints as kp
 from jaxpose.data import letterbox
@@ -52,53 +51,13 @@ def load_generator(config: ml_collections.ConfigDict, workdir: str) -> tuple[sys
   """(a system able to generate, its generation networks' variables, where they came from).
 
   From `config.generate.checkpoint`: empty means the latest checkpoint of
-  `workdir`; otherwise one of our run or step directories, a convert output or
-  an official generator `.pth`. The generator's architecture is read off the
-  weights (`System.from_variables`), so reduced-width files work too.
+  `workdir`; otherwise shipped weights, one of our run or step directories, a
+  convert output or an official generator file (`inference.generation_networks`).
   """
-  path = config.generate.checkpoint or workdir
-  system_cls = systems.get(config.model)
-  wanted = system_cls.generation_networks
-  if system_cls.is_official_file(path):
-    nets, origin = system_cls.read_official(config, path, wanted)
-    origin = f"official checkpoint {origin}"
-  else:
-    nets, step_dir = checkpoints.read_weights(path)
-    origin = f"checkpoint {step_dir}"
-  missing = [n for n in wanted if n not in nets]
-  if missing:
-    raise ValueError(f"{path} holds no {missing} weights (it holds {sorted(nets)}); {config.model} generates "
-                     f"with {list(wanted)}")
-  nets = {n: nets[n] for n in wanted}
-  return system_cls.from_variables(config, nets), nets, origin
+  return inference.generation_networks(config, config.generate.checkpoint or workdir)
 
 
-class Generator:
-  """A system's jitted generation with one set of variables, on a mesh.
-
-  Attributes:
-    system: the system (its `generate(nets, batch)`).
-    nets: {network: variables}, placed on the mesh.
-    keys: the model inputs a batch needs.
-  """
-
-  def __init__(self, system: systems.System, nets: Any, mesh):
-    # Checkpoints restore onto the devices they were saved from; generation runs on `mesh`.
-    self.system = system
-    self.nets = jax.device_put(nets, sharding_lib.replicated_sharding(mesh))
-    self.mesh = mesh
-    self.keys = system.batch_keys(system.config)
-    self._generate = jax.jit(system.generate)
-
-  def device_batch(self, batch: dict) -> dict:
-    return sharding_lib.to_global_arrays({k: batch[k] for k in self.keys}, self.mesh)
-
-  def generate(self, batch: dict) -> np.ndarray:
-    """Host batch -> uint8 (B, H, W, 3) pictures of the results (`System.result_pictures`)."""
-    return self.system.result_pictures(batch, jax.device_get(self._generate(self.nets, self.device_batch(batch))))
-
-
-def pose_transfer_pairs(gen: Generator, source, transform, out_dir: str, *, indices: Sequence[int],
+def pose_transfer_pairs(pipe: inference.Pipeline, source, transform, out_dir: str, *, indices: Sequence[int],
                         batch_size: int) -> list[np.ndarray]:
   """Generates every pair in `indices`, writing PNGs and strips; returns (example, generated) pairs."""
   strips = []
@@ -107,7 +66,7 @@ def pose_transfer_pairs(gen: Generator, source, transform, out_dir: str, *, indi
   batches = pipeline.eval_batches(source, batch_size=batch_size, transform=transform, indices=indices)
   total = -(-len(indices) // batch_size)
   for batch, valid in tqdm.tqdm(batches, total=total, desc="pose transfer", unit="batch"):
-    generated = gen.generate(batch)
+    generated = pipe.generate(batch)
     for i in range(valid):
       pair = int(batch["pair_index"][i])
       example = source[pair]
@@ -223,7 +182,7 @@ def _read_photo(path: str, field: str) -> np.ndarray:
     raise ValueError(f"{field}={path}: {e}") from e
 
 
-def _custom_inputs(config, image_size, keys: Sequence[str] | None = None) -> dict | None:
+def _custom_inputs(config, pipe: inference.Pipeline) -> dict | None:
   """A user's own source photo and target pose as a one-example batch; None without config.generate.source_image.
 
   The target pose is `target_keypoints` (typed, in the frame of
@@ -232,15 +191,15 @@ def _custom_inputs(config, image_size, keys: Sequence[str] | None = None) -> dic
   (models such as PATN read a source pose) are `source_keypoints` (in the source
   photo's pixels, e.g. its row of `python -m jaxpose.annotate`), else found by
   OpenPose when weights are configured, else all missing. Photos and the parsing
-  map may have any size: they are letterboxed (aspect kept, padded) to the
-  model's size as the anime builder does, and OpenPose runs on the letterboxed
-  photo, at the model's size, as the datasets were annotated. The parsing map is
-  needed only by systems that read one (`keys`: the system's batch keys; None: all).
+  map may have any size: `pipe.person` letterboxes them (aspect kept, padded) to
+  the model's size as the anime builder and `Pipeline.transfer` do, and OpenPose
+  runs on the letterboxed photo, at the model's size, as the datasets were
+  annotated. The parsing map is needed only by systems that read one.
   """
   g = config.generate
   if not g.source_image:
     return None
-  needs_parsing = keys is None or any(k.endswith("_parsing") for k in keys)
+  needs_parsing = any(k.endswith("_parsing") for k in pipe.keys)
   if needs_parsing and not g.source_parsing:
     raise ValueError(f"config.generate.source_image needs config.generate.source_parsing too: {config.model} "
                      "reads a human-parsing map of the source (a LIP PNG from a parser such as SCHP)")
@@ -252,53 +211,43 @@ def _custom_inputs(config, image_size, keys: Sequence[str] | None = None) -> dic
     raise ValueError("config.generate.target_image needs OpenPose weights to find its keypoints: set "
                      "config.generate.pose_estimator_path or config.eval.pose_estimator_path (body_pose_model.pth "
                      "or pose_estimator.h5), or give config.generate.target_keypoints instead")
-  height, width = image_size
+  size = pipe.image_size
   pixels = _read_photo(g.source_image, "config.generate.source_image")
-  box = letterbox.Letterbox.fit(pixels.shape[:2], (height, width))
-  image = box.image(pixels)
-  num = parsing_lib.num_classes(config.data.parsing_merge)
+  labels = None
   if g.source_parsing:
     try:
       labels = image_io.read_label_map(g.source_parsing, parsing_lib.num_classes(g.parsing_labels),
                                        [pixels.shape[:2]], g.parsing_labels)
     except bad_input.BadInput as e:
       raise ValueError(f"config.generate.source_parsing={g.source_parsing!r} (the parsing map of "
-                     f"{g.source_image}): {e}") from e
-    merged = parsing_lib.merge(box.labels(labels), g.parsing_labels, config.data.parsing_merge)
-    one_hot = parsing_lib.one_hot(merged, num)
-  else:
-    one_hot = np.zeros((height, width, num), np.float32)
+                       f"{g.source_image}): {e}") from e
+  person = pipe.person(pixels, labels, labels=g.parsing_labels, name=g.source_image)
+  image = visualize.to_uint8(person.image)
 
   target_image = None
   if g.target_image:
     target_pixels = _read_photo(g.target_image, "config.generate.target_image")
-    target_image = letterbox.Letterbox.fit(target_pixels.shape[:2], (height, width)).image(target_pixels)
+    target_image = letterbox.Letterbox.fit(target_pixels.shape[:2], size).image(target_pixels)
     target = np.asarray(estimator.keypoints(target_image), np.int32)
     logging.info("Target pose from %s: OpenPose found %d of 18 joints", g.target_image, kp.is_present(target).sum())
   else:
-    frame = tuple(g.target_keypoints_size) or (height, width)
-    target = place_target_pose(parse_keypoints_text(g.target_keypoints), frame, (height, width))
+    frame = tuple(g.target_keypoints_size) or size
+    target = place_target_pose(parse_keypoints_text(g.target_keypoints), frame, size)
   if g.source_keypoints:
-    source = box.keypoints(parse_keypoints_text(g.source_keypoints, "config.generate.source_keypoints"))
+    source = pipe.keypoints(parse_keypoints_text(g.source_keypoints, "config.generate.source_keypoints"), person.box,
+                            "config.generate.source_keypoints")
   elif estimator is not None:
     source = np.asarray(estimator.keypoints(image), np.int32)
     logging.info("Source pose of %s: OpenPose found %d of 18 joints", g.source_image, kp.is_present(source).sum())
   else:
     source = np.full((kp.NUM_KEYPOINTS, 2), kp.MISSING, np.int32)
-    if keys is None or "source_pose" in keys:
+    if "source_pose" in pipe.keys:
       logging.warning("%s reads a source pose, and %s has none: give config.generate.source_keypoints or OpenPose "
                       "weights (config.generate.pose_estimator_path); generating with an empty one",
                       config.model, g.source_image)
-
-  def pose_maps(keypoints):
-    return heatmaps.keypoints_to_heatmaps(keypoints, height, width, sigma=config.data.heatmap_sigma,
-                                          mode=config.data.heatmap_mode)
-
-  image_f = image.astype(np.float32) / 127.5 - 1.0
-  return {"source_image": image_f[None], "target_image": image_f[None], "source_parsing": one_hot[None],
-          "target_parsing": one_hot[None], "target_pose": pose_maps(target)[None],
-          "source_pose": pose_maps(source)[None], "source_keypoints": source[None], "target_keypoints": target[None],
-          "source_image_u8": image, "target_image_u8": target_image}
+  batch = pipe.inputs(person, pipe.heatmaps(target), pipe.heatmaps(source))
+  return {**batch, "source_keypoints": source[None], "target_keypoints": target[None], "source_image_u8": image,
+          "target_image_u8": target_image}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -308,13 +257,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   system, nets, origin = load_generator(config, workdir)
   logging.info("Generating with %s's %s from %s", config.model, ", ".join(nets), origin)
-  mesh = sharding_lib.make_mesh(jax.devices()[:1])
-  gen = Generator(system, nets, mesh)
+  pipe = inference.Pipeline(system, nets, origin)
   outputs = {}
 
-  custom = _custom_inputs(config, tuple(config.data.image_size), gen.keys)
+  custom = _custom_inputs(config, pipe)
   if custom is not None:
-    generated = gen.generate(custom)[0]
+    generated = pipe.generate(custom)[0]
     h, w = generated.shape[:2]
     source_u8, target_u8 = custom["source_image_u8"], custom["target_image_u8"]
     row = [source_u8, visualize.pose_image(custom["source_keypoints"][0], h, w, background=source_u8 // 3),
@@ -341,7 +289,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   transform = type(system).transform(config, source)
   num = config.generate.num_pairs or len(source)
   indices = pipeline.spread_indices(len(source), num)
-  strips = pose_transfer_pairs(gen, source, transform, out_dir, indices=indices,
+  strips = pose_transfer_pairs(pipe, source, transform, out_dir, indices=indices,
                                batch_size=config.generate.batch_size)
   overview = [[e["source_image"], visualize.pose_image(e["target_keypoints"], *g.shape[:2]), g, e["target_image"]]
               for e, g in strips[:16]]
@@ -349,5 +297,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       os.path.join(out_dir, "pose_transfer.png"),
       visualize.grid(overview, column_titles=["source", "tgt pose", system.result_title, "target"]))
   logging.info("Wrote %d pose transfers under %s and %s", len(strips), out_dir, outputs["pose_transfer"])
-  outputs.update(system.generation_pictures(gen, source, transform, out_dir))
+  outputs.update(system.generation_pictures(pipe, source, transform, out_dir))
   return outputs

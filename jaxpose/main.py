@@ -1,7 +1,8 @@
 """Entry point: `python -m jaxpose.main --config configs/<name>.py --workdir <dir>`.
 
 Modes: `train` (the default; trains, then evaluates the test split into
-<workdir>/metrics.json), `evaluate` (metrics of the latest checkpoint in
+<workdir>/metrics.json, or runs the config's `workflow`, e.g. anime_transfer:
+see jaxpose/workflows/), `evaluate` (metrics of the latest checkpoint in
 --workdir), `generate` (pose and component transfer from a checkpoint).
 Config fields are overridden as `--config.batch_size=8`; unknown fields fail.
 Runs from any directory: the package holding the --config file (`configs/`,
@@ -83,8 +84,12 @@ def main(argv) -> None:
                jax.default_backend())
 
   from jaxpose import train  # pylint: disable=g-import-not-at-top
+  workflow = FLAGS.config.get("workflow", "")
   try:
-    if FLAGS.mode == "train":
+    if FLAGS.mode == "train" and workflow:
+      from jaxpose import workflows  # pylint: disable=g-import-not-at-top
+      workflows.get(workflow)(FLAGS.config, FLAGS.workdir)
+    elif FLAGS.mode == "train":
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     elif FLAGS.mode == "evaluate":
       train.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)

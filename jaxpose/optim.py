@@ -6,6 +6,8 @@ shape as the official code: a flat rate, then a linear decay to 0.
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -25,3 +27,18 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict) -> optax.Schedule:
 def adam(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam(b1, b2) on the config's schedule."""
   return optax.adam(learning_rate_schedule(optim), b1=optim.b1, b2=optim.b2)
+
+
+def adam_with_frozen_start(optim: ml_collections.ConfigDict, frozen_steps: int,
+                           is_frozen) -> optax.GradientTransformation:
+  """`adam`, except that parameters where `is_frozen(path)` is True stay put for the first `frozen_steps`.
+
+  is_frozen: a key path (tuple of names) -> bool. Their Adam moments still
+  accumulate while frozen, so they resume with calibrated steps. The state
+  differs from `adam`'s (one Adam per group), so runs keep one or the other.
+  """
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "start_frozen" if is_frozen(tuple(getattr(k, "key", k) for k in path)) else "free", params)
+  late = optax.chain(adam(optim), optax.scale_by_schedule(lambda step: (step >= frozen_steps).astype(jnp.float32)))
+  return optax.multi_transform({"free": adam(optim), "start_frozen": late}, labels)

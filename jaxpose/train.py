@@ -53,6 +53,7 @@ from jaxpose import run_lock
 from jaxpose import sharding as sharding_lib
 from jaxpose import systems
 from jaxpose import visualize
+from jaxpose import weights as weights_lib
 from jaxpose.data import pipeline
 from jaxpose.data import sources
 from jaxpose.data import unpaired
@@ -204,16 +205,22 @@ def init_networks(config, system_cls: type[systems.System]) -> tuple[str, ...]:
   return names
 
 
+def _check_init_from(path: str) -> None:
+  if not (os.path.exists(path) or weights_lib.resolve(path) is not None):
+    raise FileNotFoundError(f"config.init_from={path!r} does not exist (nor is it shipped weights: "
+                            f"{sorted(weights_lib.SHIPPED)})")
+
+
 def load_init_weights(config, system_cls: type[systems.System]) -> tuple[dict, str]:
   """Weights for a weights-only start: ({network: variables}, origin).
 
   `config.init_from` may be an official generator file (`System.is_official_file`; its sibling
   discriminator files are used when present), one of our run or step
-  directories, or a `python -m jaxpose.convert` output.
+  directories, a `python -m jaxpose.convert` output, or shipped weights (a
+  name of `jaxpose.weights.SHIPPED` or a weights directory).
   """
   path = config.init_from
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"config.init_from={path!r} does not exist")
+  _check_init_from(path)
   wanted = init_networks(config, system_cls)
   if system_cls.is_official_file(path):
     try:
@@ -223,6 +230,9 @@ def load_init_weights(config, system_cls: type[systems.System]) -> tuple[dict, s
       if not hint:
         raise
       raise ValueError(f"config.init_from={path} is not an official {system_cls.name} generator file{hint}") from e
+  elif weights_lib.resolve(path) is not None:
+    weights, record = weights_lib.read(path, config)
+    origin = f"weights {weights_lib.resolve(path)} ({record.get('steps', '?')} steps)"
   else:
     weights, origin = checkpoints.read_weights(path)
   weights = {k: v for k, v in weights.items() if k in wanted}
@@ -340,8 +350,8 @@ def _validate_config(config, system_cls, train_source) -> None:
   for name in ("num_train_steps", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints"):
     if getattr(config, name) <= 0:
       raise ValueError(f"config.{name} must be positive, got {getattr(config, name)}")
-  if config.init_from and not os.path.exists(config.init_from):
-    raise FileNotFoundError(f"config.init_from={config.init_from!r} does not exist")
+  if config.init_from:
+    _check_init_from(config.init_from)
   system_cls.check(config, train_source)
 
 
@@ -458,7 +468,7 @@ def build(config, mesh, data: Data) -> Engine:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains per `config`, checkpointing into `workdir`, then evaluates the test split.
 
-  Writes <workdir>/data_samples.png, samples/step_*.png, TensorBoard events,
+  Writes <workdir>/config.json, data_samples.png, samples/step_*.png, TensorBoard events,
   metrics_history.jsonl, loss_curves.png and metrics.json; returns the metrics.
   Holds `<workdir>/run.lock` throughout (a second run is refused, naming this
   one). Raises `divergence.TrainingDiverged` when the guard stops the run and
@@ -472,6 +482,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         termination: preemption.TerminationWatch) -> dict:
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    # `jaxpose.load(workdir)` reads it back: the run's weights with the settings they belong to.
+    with open(os.path.join(workdir, checkpoints.CONFIG_FILE), "w") as f:
+      f.write(config.to_json_best_effort(indent=2) + "\n")
   cache = enable_compilation_cache(config)
   logging.info("XLA compilation cache: %s", cache or "off")
   for line in cpu_runtime.configure(config):

@@ -23,3 +23,27 @@ def tiny_data_dir(tmp_path_factory) -> str:
   data_dir = str(tmp_path_factory.mktemp("tfds"))
   pair_source("synthetic_people/tiny", "train", data_dir=data_dir)
   return data_dir
+
+
+def _tiny_run(tmp_path_factory, tiny_data_dir, config_module: str, name: str) -> str:
+  import importlib  # pylint: disable=g-import-not-at-top
+  from jaxpose import train  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module(config_module).get_config("tiny")
+  config.data.data_dir = tiny_data_dir
+  config.num_train_steps = 1
+  config.checkpoint_every = 1
+  workdir = str(tmp_path_factory.mktemp(name) / "run")
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_adgan_run(tmp_path_factory, tiny_data_dir) -> str:
+  """A one-step run of configs/synthetic_adgan.py:tiny (checkpoint and config.json), shared by the tests."""
+  return _tiny_run(tmp_path_factory, tiny_data_dir, "configs.synthetic_adgan", "adgan_run")
+
+
+@pytest.fixture(scope="session")
+def tiny_patn_run(tmp_path_factory, tiny_data_dir) -> str:
+  """A one-step run of configs/synthetic_patn.py:tiny, shared by the tests."""
+  return _tiny_run(tmp_path_factory, tiny_data_dir, "configs.synthetic_patn", "patn_run")

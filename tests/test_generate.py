@@ -12,9 +12,10 @@ import pytest
 
 from configs import synthetic_adgan
 from configs import synthetic_patn
+import jaxpose
 from jaxpose import checkpoints
 from jaxpose import generate
-from jaxpose import train
+from jaxpose import inference
 from jaxpose.data import letterbox
 from jaxpose.models import adgan
 from jaxpose.pose import PoseEstimator
@@ -76,7 +77,8 @@ def test_swap_colour_shift_measures_the_move_toward_the_donor():
   people = [(200, 0, 0), (0, 0, 200)]  # each person's own colour, also their source image's
   # Swapped regions exactly in the donor's colour: moved all the way.
   full = adgan_system.swap_colour_shift(_swap_arrays(people, people, people[::-1]), groups)
-  assert full["region"] == {"rows": 2, "moved": pytest.approx(1.0, abs=1e-2), "closer": 1.0}
+  assert full["region"] == {"rows": 2, "moved": pytest.approx(1.0, abs=1e-2), "closer": 1.0, "others": {},
+                            "others_max": pytest.approx(float("nan"), nan_ok=True)}
   # Nothing changed: moved 0, never closer.
   none = adgan_system.swap_colour_shift(_swap_arrays(people, people, people), groups)
   assert none["region"]["moved"] == pytest.approx(0.0) and none["region"]["closer"] == 0.0
@@ -106,10 +108,8 @@ def _png_size(path):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_data_dir, tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("generate") / "run")
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=1, checkpoint_every=1), workdir)
-  return workdir
+def trained_run(tiny_adgan_run):
+  return tiny_adgan_run
 
 
 def test_generate_mode_writes_strips_swap_grid_and_its_measurement(tiny_data_dir, trained_run):
@@ -160,26 +160,31 @@ def test_generate_from_an_official_pth_and_from_a_users_picture(tiny_data_dir, t
   official_system, official_nets, origin = generate.load_generator(config, "unused")
   assert pth in origin
   ours_system, ours_nets, _ = generate.load_generator(_config(tiny_data_dir), trained_run)
-  batch = generate._custom_inputs(config, (32, 24))
+  batch = generate._custom_inputs(config, inference.Pipeline(ours_system, ours_nets))
   np.testing.assert_allclose(
       np.asarray(official_system.generate(official_nets, batch)["image"]),
       np.asarray(ours_system.generate(ours_nets, batch)["image"]), rtol=1e-5, atol=1e-5)
+  # --mode=generate's user-picture path is the Python API's: with the pose given in the picture's
+  # own frame, the same picture comes out of both.
+  pipe = jaxpose.load(pth, config=config)
+  config.generate.target_keypoints_size = (50, 30)
+  via_generate = pipe.generate(generate._custom_inputs(config, pipe))[0]
+  via_api = pipe.transfer(np.asarray(Image.open(tmp_path / "me.png")), lip, np.asarray(pose))
+  np.testing.assert_array_equal(via_generate, via_api)
 
   with pytest.raises(ValueError, match="source_parsing"):
     generate.run(_config(tiny_data_dir, **{"generate.source_image": str(tmp_path / "me.png")}), trained_run)
 
 
-def test_generate_mode_for_patn_writes_pose_transfers_only(tiny_data_dir, tmp_path):
+def test_generate_mode_for_patn_writes_pose_transfers_only(tiny_data_dir, tiny_patn_run, tmp_path):
   config = synthetic_patn.get_config("tiny")
   config.data.data_dir = tiny_data_dir
-  config.num_train_steps = 1
   config.generate.num_pairs = 3
   config.generate.batch_size = 2
-  workdir = str(tmp_path / "patn")
-  train.train_and_evaluate(config, workdir)
-  outputs = generate.run(config, workdir)
+  config.generate.output_dir = str(tmp_path / "generated")
+  outputs = generate.run(config, tiny_patn_run)
   assert set(outputs) == {"pose_transfer"}
-  assert len(os.listdir(os.path.join(workdir, "generated", "strips"))) == 3
+  assert len(os.listdir(os.path.join(tmp_path, "generated", "strips"))) == 3
 
   # Users' own photos: a target PHOTO instead of keypoints, and a source photo without keypoints
   # or parsing (PATN reads none): OpenPose (toy weights here) finds both poses on the letterboxed photos.
@@ -191,10 +196,10 @@ def test_generate_mode_for_patn_writes_pose_transfers_only(tiny_data_dir, tmp_pa
   photos = {"generate.source_image": str(tmp_path / "me.png"), "generate.target_image": str(tmp_path / "dance.png"),
             "generate.output_dir": str(tmp_path / "mine")}
   with pytest.raises(ValueError, match="needs OpenPose weights"):
-    generate.run(_patn_config(config, photos), workdir)
+    generate.run(_patn_config(config, photos), tiny_patn_run)
   with pytest.raises(FileNotFoundError, match="config.generate.pose_estimator_path"):
-    generate.run(_patn_config(config, {**photos, "generate.pose_estimator_path": weights + ".missing"}), workdir)
-  outputs = generate.run(_patn_config(config, {**photos, "eval.pose_estimator_path": weights}), workdir)
+    generate.run(_patn_config(config, {**photos, "generate.pose_estimator_path": weights + ".missing"}), tiny_patn_run)
+  outputs = generate.run(_patn_config(config, {**photos, "eval.pose_estimator_path": weights}), tiny_patn_run)
   assert set(outputs) == {"custom", "custom_keypoints"}
   assert np.asarray(Image.open(tmp_path / "mine" / "custom_generated.png")).shape == (32, 24, 3)
   with open(outputs["custom_keypoints"]) as f:
@@ -207,7 +212,7 @@ def test_generate_mode_for_patn_writes_pose_transfers_only(tiny_data_dir, tmp_pa
   # Typed source keypoints (in the photo's own 50x30 pixels) are letterboxed, not detected.
   typed = [[10, 15]] + [[-1, -1]] * 17
   outputs = generate.run(_patn_config(config, {**photos, "generate.pose_estimator_path": weights,
-                                               "generate.source_keypoints": json.dumps(typed)}), workdir)
+                                               "generate.source_keypoints": json.dumps(typed)}), tiny_patn_run)
   with open(outputs["custom_keypoints"]) as f:
     used = json.load(f)
   expected = letterbox.Letterbox.fit((50, 30), (32, 24)).keypoints(np.asarray(typed))

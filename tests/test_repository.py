@@ -23,7 +23,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one():
   commands = _quick_start_commands()
   assert len(commands) == 2 and all("\n" not in c for c in commands), commands
   main_command, test_command = commands
-  assert "python -m jaxpose.main --config configs/synthetic_adgan.py" in main_command
+  assert "python -m jaxpose.main --config configs/anime_transfer.py" in main_command
   assert "pytest" in test_command
   with open(os.path.join(ROOT, ".ci", "run")) as f:
     ci = f.read()

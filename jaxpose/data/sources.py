@@ -127,6 +127,21 @@ def _builder(name: str, data_dir: str | None):
   return builder, auto_build
 
 
+def build(name: str, data_dir: str | None, manual_dir: str) -> bool:
+  """Builds dataset `name` ("dataset/config") from the files in `manual_dir`, unless already built.
+
+  The Python form of `tfds build tfds_builders/<dataset> --config <config>
+  --manual_dir <manual_dir> --data_dir <data_dir>`. Returns True if it built.
+  """
+  builder, _ = _builder(name, data_dir)
+  if builder.is_prepared():
+    return False
+  logging.info("Building %s in %s from %s", name, builder.data_dir, manual_dir)
+  builder.download_and_prepare(file_format="array_record",
+                               download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  return True
+
+
 def pair_source(name: str, split: str, data_dir: str | None = None) -> PairSource:
   """Opens split `split` of dataset `name` ("dataset" or "dataset/config") as pairs.
 

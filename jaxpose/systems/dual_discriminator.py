@@ -95,7 +95,8 @@ class DualDiscriminatorGAN(base.System):
     self.loss_vgg = vgg_lib.VGG(arch=arch, dtype=self.dtype) if arch else None
     self.gan_loss = losses.gan_loss(config.loss.get("gan_type", "lsgan"))
     self.pool_size = int(config.discriminator.get("pool_size", 0))
-    self.tx = self.optimizer("generator")  # one Adam for G and both Ds, as the official code
+    # Adam for G and both Ds, as the official code (a system may give a network its own, see `optimizer`).
+    self.tx = {name: self.optimizer(name) for name in self.networks}
     self.generator = self.build_generator()
 
   # ---------------------------------------------------------------- per system
@@ -137,14 +138,14 @@ class DualDiscriminatorGAN(base.System):
   def init(self, rng, example, frozen):
     g_rng, pb_rng, pp_rng = jax.random.split(rng, 3)
     nets = {"generator": self.init_generator(g_rng, example, frozen)}
-    opt = {"generator": self.tx.init(nets["generator"]["params"])}
+    opt = {"generator": self.tx["generator"].init(nets["generator"]["params"])}
     aux = {}
     for name, make_input, d_rng in (("pb", shape_input, pb_rng), ("pp", appearance_input, pp_rng)):
       d_input = make_input(example["target_image"], example)
       aux[f"pool_{name}"] = gan.init_image_pool(self.pool_size, d_input.shape[1:])
       variables = dict(self.discriminators[name].init({"params": d_rng}, d_input, train=False))
       nets[f"discriminator_{name}"] = variables
-      opt[f"discriminator_{name}"] = self.tx.init(variables["params"])
+      opt[f"discriminator_{name}"] = self.tx[f"discriminator_{name}"].init(variables["params"])
     return nets, opt, aux, {k: frozen.get(k) for k in ("loss_vgg", "cx_vgg")}
 
   # ---------------------------------------------------------------- the step
@@ -186,7 +187,7 @@ class DualDiscriminatorGAN(base.System):
 
     (_, (fake, metrics, g_collections, d_collections)), g_grads = jax.value_and_grad(
         generator_loss, has_aux=True)(generator_vars["params"])
-    g_updates, g_opt = self.tx.update(g_grads, state.opt["generator"], generator_vars["params"])
+    g_updates, g_opt = self.tx["generator"].update(g_grads, state.opt["generator"], generator_vars["params"])
     nets = {"generator": {**generator_vars, **g_collections,
                           "params": optax.apply_updates(generator_vars["params"], g_updates)}}
     opt = {"generator": g_opt}
@@ -203,7 +204,7 @@ class DualDiscriminatorGAN(base.System):
       key = f"discriminator_{name}"
       variables = {**state.nets[key], **d_collections[name]}
       nets[key], opt[key], d_metrics = gan.discriminator_update(
-          self.discriminators[name], variables, state.opt[key], self.tx, make_input(target, batch),
+          self.discriminators[name], variables, state.opt[key], self.tx[key], make_input(target, batch),
           fake_inputs[name], loss_cfg.gan, d_rngs[name][1], self.gan_loss)
       metrics[f"d_{name}"] = d_metrics["loss"]
       metrics[f"d_{name}_grad_norm"] = d_metrics["grad_norm"]

@@ -107,6 +107,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               height=64, width=44),
       _config("64x44_adgan8", "64x44 with ADGAN's 8-class parsing maps.", height=64, width=44,
               parsing_labels="adgan8"),
+      _config("tiny", "For tests: 32x24 with ADGAN's 8-class parsing maps (synthetic_people/tiny's size).",
+              height=32, width=24, parsing_labels="adgan8"),
       _config("256x176_self_pairs", "256x176, LIP parsing, each image also paired with itself.",
               height=256, width=176, include_self_pairs=True),
   ]
