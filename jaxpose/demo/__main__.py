@@ -1,0 +1,6 @@
+"""`python -m jaxpose.demo`: serve the web demo (see jaxpose.demo.app)."""
+
+from jaxpose.demo import app
+
+if __name__ == "__main__":
+  app.main()
