@@ -19,6 +19,7 @@ analytics or share links from elsewhere.
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import os
 import tempfile
@@ -152,6 +153,8 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
   origin = backend.pipeline.origin
   first_pose = backend.people[1 if len(backend.people) > 1 else 0].keypoints if backend.people else (
       np.full((kp.NUM_KEYPOINTS, 2), kp.MISSING))
+  # Shown, never edited; PNG (not Gradio's default WebP) so what comes back is exactly what was made.
+  picture = functools.partial(gr.Image, format="png", interactive=False, buttons=["download", "fullscreen"])
   with gr.Blocks(title="jaxpose demo") as blocks:
     gr.Markdown(
         f"## jaxpose: pose-guided person image synthesis\n"
@@ -161,8 +164,8 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
     with gr.Row():
       with gr.Column(scale=3):
         gr.Markdown("### 1. The person")
-        gallery = gr.Gallery(value=[(show(p.image), p.name) for p in backend.people], label="test split",
-                             columns=6, height=300, allow_preview=False, object_fit="contain",
+        gallery = gr.Gallery(value=[(show(p.image), p.name.split(":")[0]) for p in backend.people],
+                             label="test split", columns=4, height=300, allow_preview=False, object_fit="contain",
                              visible=bool(names), elem_classes="pixels")
         person = gr.Dropdown(choices=names + [UPLOADED], value=names[0] if names else UPLOADED,
                              label="person (click one above, or upload below)")
@@ -170,22 +173,22 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
           image_file = gr.File(label="picture (PNG or JPEG, any size)", type="filepath")
           parsing_file = gr.File(label="its parsing map (one-channel label PNG of the same size)", type="filepath")
           labels = gr.Radio(list(backend_lib.UPLOAD_LABELS), value="lip", label="label set of the parsing map")
-        person_view = gr.Image(value=show(backend.people[0].image) if backend.people else None,
-                               label="as the model sees it", format="png", interactive=False, height=300,
+        person_view = picture(value=show(backend.people[0].image) if backend.people else None,
+                               label="as the model sees it", height=300,
                                elem_classes="pixels")
       with gr.Column(scale=3):
         gr.Markdown("### 2. The target pose")
         pose_from = gr.Dropdown(choices=names, value=names[1 if len(names) > 1 else 0] if names else None,
                                 label="take the pose of", visible=bool(names))
-        pose_view = gr.Image(value=backend_lib.pose_picture(first_pose, backend.size, scale),
+        pose_view = picture(value=backend_lib.pose_picture(first_pose, backend.size, scale),
                              label="target pose: click to move the chosen joint there", format="png",
-                             interactive=False, height=300, elem_id="pose_view")
+                             interactive=False, buttons=["download", "fullscreen"], height=300, elem_id="pose_view")
         with gr.Row():
           joint = gr.Dropdown(choices=list(kp.KEYPOINT_NAMES), value="neck", label="joint to move", scale=3)
           remove = gr.Button("mark missing", scale=1)
         table = gr.Dataframe(value=backend.rows_from_keypoints(first_pose), headers=JOINT_HEADERS,
                              datatype=["str", "number", "number"], type="array", row_count=kp.NUM_KEYPOINTS,
-                             column_count=3, interactive=True, max_height=260,
+                             column_count=3, interactive=True, max_height=260, elem_id="joints",
                              label=f"joints (y, x) in the {height}x{width} picture, -1 = missing")
       with gr.Column(scale=2, visible=bool(components)):
         gr.Markdown("### 3. Swap components")
@@ -196,9 +199,9 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
     timing = gr.Markdown(f"The model was compiled once at start-up ({backend.compile_seconds:.1f} s); "
                          "each request runs the compiled function.", elem_id="timing")
     with gr.Row():
-      out_person = gr.Image(label="person", format="png", interactive=False, height=320, elem_classes="pixels")
-      out_pose = gr.Image(label="target pose", format="png", interactive=False, height=320)
-      out_result = gr.Image(label="result", format="png", interactive=False, height=320, elem_classes="pixels",
+      out_person = picture(label="person", height=320, elem_classes="pixels")
+      out_pose = picture(label="target pose", height=320)
+      out_result = picture(label="result", height=320, elem_classes="pixels",
                             elem_id="result")
       download = gr.File(label=f"download the result ({height}x{width} PNG)", interactive=False)
 
