@@ -74,6 +74,24 @@ def click_pose(driver, fraction_y: float, fraction_x: float) -> None:
       image, int((fraction_x - 0.5) * size["width"]), int((fraction_y - 0.5) * size["height"])).click().perform()
 
 
+def upload(driver, elem_id: str, path: str) -> None:
+  """Uploads the file `path` into the page's file field `elem_id` (opening the upload section first)."""
+  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
+  fields = driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} input[type=file]")
+  if not fields:
+    driver.find_element(By.XPATH, "//button[contains(., 'Upload your own picture')]").click()
+    fields = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} input[type=file]"), 10,
+                   f"the file field {elem_id}")
+  fields[0].send_keys(path)
+
+
+def page_says(driver, text: str, timeout: float = 30) -> str:
+  """Waits until the page shows a line containing `text` (a message, a toast); returns that line."""
+  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
+  return _wait(lambda: next((line for line in driver.find_element(By.TAG_NAME, "body").text.splitlines()
+                             if text in line), None), timeout, repr(text))
+
+
 def generate(driver, timeout: float = 60) -> str:
   """Clicks Generate and waits for the timing line; returns its text."""
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top

@@ -145,6 +145,13 @@ def test_a_browser_moves_a_joint_runs_a_transfer_and_sees_the_result(served, tmp
     assert picture.shape[0] > 900 and picture.std() > 10, "a rendered page, not a blank one"
     if os.environ.get("JAXPOSE_DEMO_SCREENSHOT"):
       Image.fromarray(picture).save(os.environ["JAXPOSE_DEMO_SCREENSHOT"])
+    # A bad upload: the page says what is wrong, and the person switches to the upload.
+    (tmp_path / "notes.png").write_text("not a picture")
+    Image.fromarray(np.zeros((height, width), np.uint8)).save(tmp_path / "parsing.png")
+    demo_browser.upload(driver, "upload_picture", str(tmp_path / "notes.png"))
+    demo_browser.upload(driver, "upload_parsing", str(tmp_path / "parsing.png"))
+    message = demo_browser.page_says(driver, "is not a picture PIL can read")
+    assert "notes.png" in message and "expected a PNG or JPEG" in message
   finally:
     driver.quit()
 

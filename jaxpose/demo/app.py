@@ -170,8 +170,9 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
         person = gr.Dropdown(choices=names + [UPLOADED], value=names[0] if names else UPLOADED,
                              label="person (click one above, or upload below)")
         with gr.Accordion("Upload your own picture", open=not names):
-          image_file = gr.File(label="picture (PNG or JPEG, any size)", type="filepath")
-          parsing_file = gr.File(label="its parsing map (one-channel label PNG of the same size)", type="filepath")
+          image_file = gr.File(label="picture (PNG or JPEG, any size)", type="filepath", elem_id="upload_picture")
+          parsing_file = gr.File(label="its parsing map (one-channel label PNG of the same size)", type="filepath",
+                                 elem_id="upload_parsing")
           labels = gr.Radio(list(backend_lib.UPLOAD_LABELS), value="lip", label="label set of the parsing map")
         person_view = picture(value=show(backend.people[0].image) if backend.people else None,
                                label="as the model sees it", height=300,
