@@ -26,10 +26,10 @@ def browser(width: int = 1400, height: int = 1000):
   from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
   binary = next((shutil.which(name) for name in CHROMIUM if shutil.which(name)), None)
   driver = shutil.which(CHROMEDRIVER)
-  if binary is None or driver is None:
-    raise RuntimeError(f"headless Chromium is needed for the browser test but {'chromium' if binary is None else ''}"
-                       f"{' and ' if binary is None and driver is None else ''}"
-                       f"{'chromedriver' if driver is None else ''} is not on PATH: {INSTALL}")
+  missing = [name for name, path in (("chromium", binary), ("chromedriver", driver)) if path is None]
+  if missing:
+    raise RuntimeError(f"the browser test needs headless Chromium, but {' and '.join(missing)} "
+                       f"{'is' if len(missing) == 1 else 'are'} not on PATH: {INSTALL}")
   options = webdriver.ChromeOptions()
   options.binary_location = binary
   for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
