@@ -1,7 +1,7 @@
 """Per-request latency of the web demo's calls (what the page reports), on this machine.
 
-  flock /work/scratch/cpu_heavy.lock python benchmarks/demo_latency.py --config configs/synthetic_adgan_base.py
-  flock /work/scratch/cpu_heavy.lock python benchmarks/demo_latency.py --config configs/adgan_deepfashion.py --requests 5
+  python benchmarks/demo_latency.py --config configs/synthetic_adgan_base.py
+  python benchmarks/demo_latency.py --config configs/adgan_deepfashion.py --requests 5
   python benchmarks/demo_latency.py --model runs/synthetic_adgan      # a run, weights dir or shipped name
 
 Times `jaxpose.demo.backend.Backend.generate` (the page's request minus HTTP:

@@ -1,8 +1,8 @@
 """Drives the web demo in headless Chromium (Debian's chromium + chromium-driver) with Selenium.
 
-  python tests/demo_browser.py http://127.0.0.1:7860 docs/demo_screenshot.png
+  python tests/demo_browser.py http://127.0.0.1:7860 docs/demo_screenshot.png ['upper clothes=3: ...' ...]
 
-loads the page, moves a joint by clicking the stick figure, runs a transfer and
+loads the page, picks the given dropdown choices (label=option), generates and
 saves a full-page screenshot. Used by tests/test_demo.py and to make the
 README's screenshot. The browser may only reach this machine: every other host
 name resolves to nothing.
@@ -92,6 +92,21 @@ def page_says(driver, text: str, timeout: float = 30) -> str:
                              if text in line), None), timeout, repr(text))
 
 
+def choose(driver, label: str, option: str) -> None:
+  """Picks `option` in the dropdown labelled `label` (types it, then takes the first match)."""
+  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.common.keys import Keys  # pylint: disable=g-import-not-at-top
+  field = driver.find_element(By.XPATH, f"//label[.//*[normalize-space()='{label}'] or normalize-space()='{label}']"
+                                        "//input")
+  driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", field)
+  field.click()
+  field.send_keys(Keys.CONTROL, "a")
+  field.send_keys(option)
+  _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "ul.options li"), 10, f"the choices of {label!r}")
+  field.send_keys(Keys.ENTER)
+  _wait(lambda: field.get_attribute("value") == option, 10, f"{option!r} chosen in {label!r}")
+
+
 def generate(driver, timeout: float = 60) -> str:
   """Clicks Generate and waits for the timing line; returns its text."""
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
@@ -126,10 +141,13 @@ def screenshot(driver, path: str) -> str:
   return path
 
 
-def main(url: str, path: str) -> None:
+def main(url: str, path: str, *choices: str) -> None:
+  """choices: 'label=option' pairs to pick first (e.g. 'upper clothes=3: synth_id00009_pose00')."""
   driver = browser()
   try:
     open_page(driver, url)
+    for choice in choices:
+      choose(driver, *choice.split("=", 1))
     print(generate(driver))
     print(screenshot(driver, path))
   finally:
@@ -137,4 +155,4 @@ def main(url: str, path: str) -> None:
 
 
 if __name__ == "__main__":
-  main(*sys.argv[1:3])
+  main(*sys.argv[1:])

@@ -168,3 +168,31 @@ def test_systems_without_a_style_code_hide_the_swap_controls(tiny_patn_run, refe
                                                          source_keypoints=people[0].keypoints))
   with pytest.raises(ValueError, match="no per-component style code"):
     backend.generate(people[0], people[1].keypoints, {"hair": people[1]})
+
+
+def test_an_uploads_joints_are_detected_when_a_detector_is_configured(tiny_patn_run, reference, tmp_path):
+  """With --pose_weights an upload's joints come from the detector (letterboxed with the picture), and PATN
+  reads them as the source pose."""
+  pipe = jaxpose.load(tiny_patn_run)
+  _, image, parsing, own = reference[1][0]
+  target = reference[1][1][3]
+  # Twice the model's size: the page letterboxes the picture, its parsing and the detected joints once, on upload.
+  big, big_parsing = (np.repeat(np.repeat(a, 2, 0), 2, 1) for a in (image, parsing))
+  Image.fromarray(big).save(tmp_path / "big.png")
+  Image.fromarray(big_parsing).save(tmp_path / "big_parsing.png")
+  twice = lambda joints: np.where(joints >= 0, joints * 2, -1)  # noqa: E731
+  seen = []
+
+  def detect(picture):
+    seen.append(picture.shape)
+    return twice(own)  # what a detector finds in the big picture
+
+  backend = backend_lib.Backend(pipe, [], detect)
+  person = backend.upload(str(tmp_path / "big.png"), str(tmp_path / "big_parsing.png"))
+  assert seen == [big.shape]
+  np.testing.assert_array_equal(person.keypoints, own)
+  # The same as the Python API given the big picture and joints in its pixels.
+  np.testing.assert_array_equal(backend.generate(person, target).image,
+                                pipe.transfer(big, big_parsing, twice(target), source_keypoints=twice(own)))
+  without = backend_lib.Backend(pipe, []).upload(str(tmp_path / "big.png"), str(tmp_path / "big_parsing.png"))
+  assert not kp.is_present(without.keypoints).any()

@@ -68,12 +68,9 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
   def show(image: np.ndarray) -> np.ndarray:
     return backend_lib.enlarge(image, scale)
 
-  def uploaded(image_file, parsing_file, labels) -> backend_lib.Person:
-    return backend.upload(image_file, parsing_file, labels)
-
   def who(name: str | None, image_file, parsing_file, labels) -> backend_lib.Person:
     if name == UPLOADED:
-      return uploaded(image_file, parsing_file, labels)
+      return backend.upload(image_file, parsing_file, labels)
     if not name:
       raise ValueError("no person chosen: click one in the gallery or upload a picture")
     return backend.person(name)
@@ -96,7 +93,7 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
       gr.Info("Upload both the picture and its parsing map.")
       return gr.update(value=UPLOADED), None
     try:
-      person = uploaded(image_file, parsing_file, labels)
+      person = backend.upload(image_file, parsing_file, labels)
     except ValueError as e:
       raise gr.Error(str(e), print_exception=False) from None
     return gr.update(value=UPLOADED), show(person.image)
@@ -109,10 +106,13 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
       return gr.update()
     return backend_lib.pose_picture(joints, backend.size, scale)
 
-  def on_pose_from(name):
+  def on_pose_from(name, image_file, parsing_file, labels):
     if not name:
       return gr.update()
-    return backend.rows_from_keypoints(backend.person(name).keypoints)
+    try:
+      return backend.rows_from_keypoints(who(name, image_file, parsing_file, labels).keypoints)
+    except ValueError as e:
+      raise gr.Error(str(e), print_exception=False) from None
 
   def on_pose_click(joint, rows, evt: gr.SelectData):
     rows = [list(r) for r in rows]
@@ -126,11 +126,10 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
     return rows
 
   def generate(person, image_file, parsing_file, labels, joints, *donor_names):
-    """What the Generate button (and the API's /generate) does."""
-    name, rows = person, joints
+    """What the Generate button (and the API's /generate) does: person name, uploads, label set, joint rows."""
     try:
-      person = who(name, image_file, parsing_file, labels)
-      joints = backend.keypoints_from_rows(rows)
+      person = who(person, image_file, parsing_file, labels)
+      joints = backend.keypoints_from_rows(joints)
       donors = {c: who(d, image_file, parsing_file, labels)
                 for c, d in zip(components, donor_names) if d and d != KEEP_OWN}
       result = backend.generate(person, joints, donors)
@@ -179,8 +178,9 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
                                elem_classes="pixels")
       with gr.Column(scale=3):
         gr.Markdown("### 2. The target pose")
-        pose_from = gr.Dropdown(choices=names, value=names[1 if len(names) > 1 else 0] if names else None,
-                                label="take the pose of", visible=bool(names))
+        pose_choices = names + ([UPLOADED] if backend.detect_keypoints else [])
+        pose_from = gr.Dropdown(choices=pose_choices, value=names[1 if len(names) > 1 else 0] if names else None,
+                                label="take the pose of", visible=bool(pose_choices))
         pose_view = picture(value=backend_lib.pose_picture(first_pose, backend.size, scale),
                              label="target pose: click to move the chosen joint there", format="png",
                              interactive=False, buttons=["download", "fullscreen"], height=300, elem_id="pose_view")
@@ -211,7 +211,7 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
     person.change(on_person, [person, *upload_inputs], person_view, api_name=False)
     image_file.upload(on_upload, upload_inputs, [person, person_view], api_name=False)
     parsing_file.upload(on_upload, upload_inputs, [person, person_view], api_name=False)
-    pose_from.change(on_pose_from, pose_from, table, api_name=False)
+    pose_from.change(on_pose_from, [pose_from, *upload_inputs], table, api_name=False)
     table.change(draw, table, pose_view, api_name=False)
     pose_view.select(on_pose_click, [joint, table], table, api_name=False)
     remove.click(on_remove, [joint, table], table, api_name=False)
@@ -222,12 +222,21 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
 
 
 def start(model: str, *, port: int = 7860, host: str = "127.0.0.1", data_dir: str | None = None,
-          gallery_size: int = 24, block: bool = True) -> gr.Blocks:
-  """Loads `model`, compiles it (warm-up), and serves the page on host:port. Returns the running app."""
+          gallery_size: int = 24, pose_weights: str | None = None, block: bool = True) -> gr.Blocks:
+  """Loads `model`, compiles it (warm-up), and serves the page on host:port. Returns the running app.
+
+  With `pose_weights` (OpenPose body weights, see `jaxpose.pose.PoseEstimator.from_file`)
+  an uploaded picture's joints are detected: they become the person's source pose
+  (PATN reads it) and a choice of target pose.
+  """
   import jaxpose  # pylint: disable=g-import-not-at-top
   pipeline = jaxpose.load(model)
   people = backend_lib.test_split_people(pipeline, data_dir, gallery_size)
-  backend = backend_lib.Backend(pipeline, people)
+  detect = None
+  if pose_weights:
+    from jaxpose import pose  # pylint: disable=g-import-not-at-top
+    detect = pose.PoseEstimator.from_file(pose_weights).keypoints
+  backend = backend_lib.Backend(pipeline, people, detect)
   seconds = backend.warm_up()
   logging.info("%s: %d gallery people; compiled in %.1f s", pipeline, len(people), seconds)
   blocks = build(backend)
@@ -245,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: the whole network)")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir of the gallery (default: the run's)")
   parser.add_argument("--gallery_size", type=int, default=24)
+  parser.add_argument("--pose_weights", default=None,
+                      help="OpenPose body weights (body_pose_model.pth or pose_estimator.h5): detect an upload's joints")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
-  start(args.model, port=args.port, host=args.host, data_dir=args.data_dir, gallery_size=args.gallery_size)
+  start(args.model, port=args.port, host=args.host, data_dir=args.data_dir, gallery_size=args.gallery_size,
+        pose_weights=args.pose_weights)

@@ -17,7 +17,7 @@ import dataclasses
 import io
 import os
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from absl import logging
 import numpy as np
@@ -134,10 +134,15 @@ class Backend:
     people: gallery people (model frame), in test-split order.
     display_scale: integer enlargement for the page (pictures about 384 px high).
     compile_seconds: time of the warm-up calls (tracing and compiling).
+    detect_keypoints: uint8 (h, w, 3) picture -> (18, 2) (y, x) joints in its
+      pixels (e.g. `jaxpose.pose.PoseEstimator.keypoints`), run on uploads; None:
+      an upload's own joints stay unknown.
   """
 
-  def __init__(self, pipeline, people: Sequence[Person] = ()):
+  def __init__(self, pipeline, people: Sequence[Person] = (),
+               detect_keypoints: Callable[[np.ndarray], np.ndarray] | None = None):
     self.pipeline = pipeline
+    self.detect_keypoints = detect_keypoints
     self.size = tuple(int(v) for v in pipeline.image_size)
     self.components = tuple(pipeline.components)
     self.people = list(people)
@@ -169,7 +174,8 @@ class Backend:
                        f"size {pixels.shape[0]}x{pixels.shape[1]}")
     # The pipeline's own checks: sizes agree, labels within the label set.
     self.pipeline.person(pixels, labels_map, labels=labels, name="uploaded picture")
-    image_fit, parsing_fit, joints = _fit(pixels, labels_map, None, self.size)
+    detected = None if self.detect_keypoints is None else self.detect_keypoints(pixels)
+    image_fit, parsing_fit, joints = _fit(pixels, labels_map, detected, self.size)
     return Person(UPLOADED_NAME, image_fit, parsing_fit, labels, joints)
 
   def keypoints_from_rows(self, rows: Any) -> np.ndarray:
