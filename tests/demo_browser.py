@@ -1,8 +1,8 @@
 """Drives the web demo in headless Chromium (Debian's chromium + chromium-driver) with Selenium.
 
-  python tests/demo_browser.py http://127.0.0.1:7860 docs/demo_screenshot.png ['upper clothes=3: ...' ...]
+  python tests/demo_browser.py http://127.0.0.1:7860 docs/demo_screenshot.png ['donor_hair=3: ...' ...]
 
-loads the page, picks the given dropdown choices (label=option), generates and
+loads the page, picks the given dropdown choices (dropdown id=option), generates and
 saves a full-page screenshot. Used by tests/test_demo.py and to make the
 README's screenshot. The browser may only reach this machine: every other host
 name resolves to nothing.
@@ -92,19 +92,16 @@ def page_says(driver, text: str, timeout: float = 30) -> str:
                              if text in line), None), timeout, repr(text))
 
 
-def choose(driver, label: str, option: str) -> None:
-  """Picks `option` in the dropdown labelled `label` (types it, then takes the first match)."""
+def choose(driver, elem_id: str, option: str) -> None:
+  """Picks `option` in the page's dropdown `elem_id` (opens it and clicks the option)."""
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
-  from selenium.webdriver.common.keys import Keys  # pylint: disable=g-import-not-at-top
-  field = driver.find_element(By.XPATH, f"//label[.//*[normalize-space()='{label}'] or normalize-space()='{label}']"
-                                        "//input")
+  field = driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input")
   driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", field)
   field.click()
-  field.send_keys(Keys.CONTROL, "a")
-  field.send_keys(option)
-  _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "ul.options li"), 10, f"the choices of {label!r}")
-  field.send_keys(Keys.ENTER)
-  _wait(lambda: field.get_attribute("value") == option, 10, f"{option!r} chosen in {label!r}")
+  item = _wait(lambda: [li for li in driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} li[role=option]")
+                        if li.get_attribute("aria-label") == option], 10, f"{option!r} among the choices of {elem_id}")
+  item[0].click()
+  _wait(lambda: field.get_attribute("value") == option, 10, f"{option!r} chosen in {elem_id}")
 
 
 def generate(driver, timeout: float = 60) -> str:
@@ -142,7 +139,7 @@ def screenshot(driver, path: str) -> str:
 
 
 def main(url: str, path: str, *choices: str) -> None:
-  """choices: 'label=option' pairs to pick first (e.g. 'upper clothes=3: synth_id00009_pose00')."""
+  """choices: 'dropdown id=option' pairs to pick first (e.g. 'donor_upper_clothes=3: synth_id00009_pose00')."""
   driver = browser()
   try:
     open_page(driver, url)

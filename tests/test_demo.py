@@ -41,14 +41,14 @@ def client(served):
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_adgan_run, tiny_data_dir):
-  """The Python API over the same run, and the test split's people as the gallery names them."""
+def reference(served, tiny_adgan_run, tiny_data_dir):
+  """The Python API over the same run, and the gallery's people read from the test split by the index in their name."""
   images = pair_source("synthetic_people/tiny", "test", tiny_data_dir).images
   people = []
-  for i in range(6):
-    record = images[i]
-    name = record["name"].decode() if isinstance(record["name"], bytes) else str(record["name"])
-    people.append((f"{i}: {name}", record["image"], record["parsing"][..., 0], record["keypoints"]))
+  for name in [p.name for p in served[1].backend.people]:
+    record = images[int(name.split(":")[0])]
+    assert name.endswith(record["name"].decode() if isinstance(record["name"], bytes) else str(record["name"]))
+    people.append((name, record["image"], record["parsing"][..., 0], record["keypoints"]))
   return jaxpose.load(tiny_adgan_run), people
 
 

@@ -167,25 +167,26 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
                              label="test split", columns=4, height=300, allow_preview=False, object_fit="contain",
                              visible=bool(names), elem_classes="pixels")
         person = gr.Dropdown(choices=names + [UPLOADED], value=names[0] if names else UPLOADED,
-                             label="person (click one above, or upload below)")
+                             label="person (click one above, or upload below)", elem_id="person")
         with gr.Accordion("Upload your own picture", open=not names):
           image_file = gr.File(label="picture (PNG or JPEG, any size)", type="filepath", elem_id="upload_picture")
           parsing_file = gr.File(label="its parsing map (one-channel label PNG of the same size)", type="filepath",
                                  elem_id="upload_parsing")
           labels = gr.Radio(list(backend_lib.UPLOAD_LABELS), value="lip", label="label set of the parsing map")
         person_view = picture(value=show(backend.people[0].image) if backend.people else None,
-                               label="as the model sees it", height=300,
-                               elem_classes="pixels")
+                              label="as the model sees it", height=300,
+                              elem_classes="pixels")
       with gr.Column(scale=3):
         gr.Markdown("### 2. The target pose")
         pose_choices = names + ([UPLOADED] if backend.detect_keypoints else [])
         pose_from = gr.Dropdown(choices=pose_choices, value=names[1 if len(names) > 1 else 0] if names else None,
-                                label="take the pose of", visible=bool(pose_choices))
+                                label="take the pose of", visible=bool(pose_choices), elem_id="pose_from")
         pose_view = picture(value=backend_lib.pose_picture(first_pose, backend.size, scale),
-                             label="target pose: click to move the chosen joint there", format="png",
-                             interactive=False, buttons=["download", "fullscreen"], height=300, elem_id="pose_view")
+                            label="target pose: click to move the chosen joint there", height=300,
+                            elem_id="pose_view")
         with gr.Row():
-          joint = gr.Dropdown(choices=list(kp.KEYPOINT_NAMES), value="neck", label="joint to move", scale=3)
+          joint = gr.Dropdown(choices=list(kp.KEYPOINT_NAMES), value="neck", label="joint to move", scale=3,
+                              elem_id="joint")
           remove = gr.Button("mark missing", scale=1)
         table = gr.Dataframe(value=backend.rows_from_keypoints(first_pose), headers=JOINT_HEADERS,
                              datatype=["str", "number", "number"], type="array", row_count=kp.NUM_KEYPOINTS,
@@ -194,7 +195,7 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
       with gr.Column(scale=2, visible=bool(components)):
         gr.Markdown("### 3. Swap components")
         donor_choices = [KEEP_OWN] + names + [UPLOADED]
-        donors = [gr.Dropdown(choices=donor_choices, value=KEEP_OWN, label=c.replace("_", " "))
+        donors = [gr.Dropdown(choices=donor_choices, value=KEEP_OWN, label=c.replace("_", " "), elem_id=f"donor_{c}")
                   for c in components]
     run = gr.Button("Generate", variant="primary")
     timing = gr.Markdown(f"The model was compiled once at start-up ({backend.compile_seconds:.1f} s); "
@@ -203,7 +204,7 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
       out_person = picture(label="person", height=320, elem_classes="pixels")
       out_pose = picture(label="target pose", height=320)
       out_result = picture(label="result", height=320, elem_classes="pixels",
-                            elem_id="result")
+                           elem_id="result")
       download = gr.File(label=f"download the result ({height}x{width} PNG)", interactive=False)
 
     gallery.select(on_gallery_select, None, person, api_name=False)
@@ -255,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--data_dir", default=None, help="TFDS data dir of the gallery (default: the run's)")
   parser.add_argument("--gallery_size", type=int, default=24)
   parser.add_argument("--pose_weights", default=None,
-                      help="OpenPose body weights (body_pose_model.pth or pose_estimator.h5): detect an upload's joints")
+                      help="OpenPose body weights (body_pose_model.pth or pose_estimator.h5): detect uploads' joints")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
   start(args.model, port=args.port, host=args.host, data_dir=args.data_dir, gallery_size=args.gallery_size,

@@ -245,7 +245,7 @@ class Backend:
 
 
 def test_split_people(pipeline, data_dir: str | None = None, max_people: int = 24) -> list[Person]:
-  """Up to `max_people` distinct people of the test split of the dataset the model was trained on.
+  """Up to `max_people` pictures of the test split of the dataset the model was trained on, named '<index>: <name>'.
 
   [] (with a log line) when that dataset is not built here: the page then
   works from uploads alone.
@@ -261,7 +261,9 @@ def test_split_people(pipeline, data_dir: str | None = None, max_people: int = 2
     return []
   size = tuple(int(v) for v in pipeline.image_size)
   people = []
-  for i in range(min(max_people, len(source.images))):
+  # Spread over the split (it lists each person's poses together): more people, fewer repeats.
+  for i in np.unique(np.linspace(0, len(source.images) - 1, min(max_people, len(source.images))).round().astype(int)):
+    i = int(i)
     record = source.images[i]
     raw_name = record["name"]
     raw_name = raw_name.decode("utf-8") if isinstance(raw_name, bytes) else str(raw_name)
