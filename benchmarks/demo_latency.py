@@ -6,7 +6,9 @@
 
 Times `jaxpose.demo.backend.Backend.generate` (the page's request minus HTTP:
 letterboxing, heatmaps, the jitted call, the copy back) after the warm-up the
-demo does at start-up, for a pose transfer and for a swap of two components.
+demo does at start-up, for a pose transfer and for a swap of two components;
+with --http also the whole round trip of the page's /generate call through
+gradio_client to the app served on a local port (queue, PNG encoding, download).
 With --config the generator has that config's architecture and random weights
 (speed does not depend on the values; drawn with numpy from the abstract shapes,
 so the random initialisers are never compiled). Not a test.
@@ -64,6 +66,7 @@ def main():
   parser.add_argument("--config", help="configs/<name>.py[:variant]: that architecture, random weights")
   parser.add_argument("--model", help="or: a run, weights directory or shipped name (jaxpose.load)")
   parser.add_argument("--requests", type=int, default=20)
+  parser.add_argument("--http", action="store_true", help="also time /generate over HTTP on a local port")
   args = parser.parse_args()
   if bool(args.config) == bool(args.model):
     parser.error("pass exactly one of --config and --model")
@@ -78,14 +81,44 @@ def main():
   if len(backend.components) >= 2:
     calls["swap of 2 components"] = {backend.components[0]: b, backend.components[1]: c}
   for label, donors in calls.items():
-    seconds = []
-    for _ in range(args.requests):
-      start = time.perf_counter()
-      backend.generate(a, b.keypoints, donors)
-      seconds.append(time.perf_counter() - start)
-    ms = np.array(seconds) * 1000
-    print(f"{label} at {size[0]}x{size[1]}: median {np.median(ms):.1f} ms, min {ms.min():.1f}, max {ms.max():.1f} "
-          f"over {args.requests} requests")
+    report(f"{label} at {size[0]}x{size[1]}", lambda donors=donors: backend.generate(a, b.keypoints, donors),
+           args.requests)
+  if args.http:
+    http_round_trips(backend, calls, args.requests)
+
+
+def report(label: str, call, requests: int) -> None:
+  seconds = []
+  for _ in range(requests):
+    start = time.perf_counter()
+    call()
+    seconds.append(time.perf_counter() - start)
+  ms = np.array(seconds) * 1000
+  print(f"{label}: median {np.median(ms):.1f} ms, min {ms.min():.1f}, max {ms.max():.1f} over {requests} requests")
+
+
+def http_round_trips(backend: backend_lib.Backend, calls: dict, requests: int) -> None:
+  """The same calls as the page makes them: /generate through gradio_client, app on a local port."""
+  import socket  # pylint: disable=g-import-not-at-top
+  from gradio_client import Client  # pylint: disable=g-import-not-at-top
+  from jaxpose.demo import app as demo_app  # pylint: disable=g-import-not-at-top
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  blocks = demo_app.build(backend)
+  blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+  try:
+    client = Client(f"http://127.0.0.1:{port}", verbose=False)
+    a, b = backend.people[0], backend.people[1]
+    table = {"headers": demo_app.JOINT_HEADERS, "data": backend.rows_from_keypoints(b.keypoints), "metadata": None}
+    for label, donors in calls.items():
+      donor_names = [donors[c].name if c in donors else demo_app.KEEP_OWN for c in backend.components]
+      call = lambda donor_names=donor_names: client.predict(a.name, None, None, "lip", table, *donor_names,
+                                                            api_name="/generate")
+      call()  # the first request sets up the client's connection
+      report(f"{label} over HTTP (gradio_client, localhost)", call, requests)
+  finally:
+    blocks.close()
 
 
 if __name__ == "__main__":
