@@ -127,6 +127,18 @@ def test_uploads_are_the_python_api_and_bad_ones_get_clear_messages(client, refe
   np.testing.assert_array_equal(_png(download), pipe.transfer(people[0][1], people[0][2], target))
 
 
+def test_the_joint_table_is_read_by_joint_name_and_bad_values_are_named(served, reference):
+  backend = served[1].backend
+  target = reference[1][1][3]
+  rows = backend.rows_from_keypoints(target)
+  np.testing.assert_array_equal(backend.keypoints_from_rows(sorted(rows, key=lambda r: r[1])), target)
+  rows[3][2] = "left"
+  with pytest.raises(ValueError, match="joint right_elbow: x='left' is not a number"):
+    backend.keypoints_from_rows(rows)
+  with pytest.raises(ValueError, match="expected 18 joints"):
+    backend.keypoints_from_rows(rows[:17])
+
+
 def test_a_browser_moves_a_joint_runs_a_transfer_and_sees_the_result(served, tmp_path):
   url, app = served
   driver = demo_browser.browser()  # fails (no skip) saying how to install Chromium when it is missing

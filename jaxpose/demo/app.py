@@ -81,16 +81,16 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
     return gr.update(value=names[evt.index])
 
   def on_person(name, image_file, parsing_file, labels):
-    if name == UPLOADED and (image_file is None or parsing_file is None):
-      return None  # waiting for both files
+    if name == UPLOADED and (image_file is None or (parsing_file is None and backend.needs_parsing)):
+      return None  # waiting for the files
     try:
       return show(who(name, image_file, parsing_file, labels).image)
     except ValueError as e:
       raise gr.Error(str(e), print_exception=False) from None
 
   def on_upload(image_file, parsing_file, labels):
-    if image_file is None or parsing_file is None:
-      gr.Info("Upload both the picture and its parsing map.")
+    if image_file is None or (parsing_file is None and backend.needs_parsing):
+      gr.Info("Upload both the picture and its parsing map." if backend.needs_parsing else "Upload the picture.")
       return gr.update(value=UPLOADED), None
     try:
       person = backend.upload(image_file, parsing_file, labels)
@@ -170,8 +170,9 @@ def build(backend: backend_lib.Backend) -> gr.Blocks:
                              label="person (click one above, or upload below)", elem_id="person")
         with gr.Accordion("Upload your own picture", open=not names):
           image_file = gr.File(label="picture (PNG or JPEG, any size)", type="filepath", elem_id="upload_picture")
-          parsing_file = gr.File(label="its parsing map (one-channel label PNG of the same size)", type="filepath",
-                                 elem_id="upload_parsing")
+          parsing_file = gr.File(label="its parsing map (one-channel label PNG of the same size)"
+                                 + ("" if backend.needs_parsing else f"; {backend.system_name} does not read it"),
+                                 type="filepath", elem_id="upload_parsing")
           labels = gr.Radio(list(backend_lib.UPLOAD_LABELS), value="lip", label="label set of the parsing map")
         person_view = picture(value=show(backend.people[0].image) if backend.people else None,
                               label="as the model sees it", height=300,

@@ -153,6 +153,11 @@ class Backend:
   def system_name(self) -> str:
     return self.pipeline.system.name
 
+  @property
+  def needs_parsing(self) -> bool:
+    """Whether the model reads the person's parsing map (ADGAN does, PATN does not)."""
+    return "source_parsing" in self.pipeline.keys
+
   # ------------------------------------------------------------------ people
 
   def person(self, name: str) -> Person:
@@ -169,7 +174,7 @@ class Backend:
       raise ValueError("no picture uploaded: upload the person's picture (PNG or JPEG)")
     pixels = decode_picture(image, "picture")
     labels_map = None if parsing is None else decode_parsing(parsing, "parsing map")
-    if labels_map is None and "source_parsing" in self.pipeline.keys:
+    if labels_map is None and self.needs_parsing:
       raise ValueError(f"{self.system_name} needs the person's parsing map: upload a label PNG of the picture's "
                        f"size {pixels.shape[0]}x{pixels.shape[1]}")
     # The pipeline's own checks: sizes agree, labels within the label set.
@@ -183,6 +188,9 @@ class Backend:
     rows = [list(r) for r in (rows.values.tolist() if hasattr(rows, "values") else rows)]
     if len(rows) != kp.NUM_KEYPOINTS:
       raise ValueError(f"target pose: expected {kp.NUM_KEYPOINTS} joints (one row each), got {len(rows)} rows")
+    if sorted(str(r[0]) for r in rows if r) == sorted(kp.KEYPOINT_NAMES):
+      # The page lets people sort the table by a column: the joint's name says which row is which.
+      rows = sorted(rows, key=lambda r: kp.KEYPOINT_INDEX[str(r[0])])
     out = np.empty((kp.NUM_KEYPOINTS, 2), np.float64)
     for j, row in enumerate(rows):
       if len(row) != 3:
