@@ -208,3 +208,10 @@ def test_an_uploads_joints_are_detected_when_a_detector_is_configured(tiny_patn_
                                 pipe.transfer(big, big_parsing, twice(target), source_keypoints=twice(own)))
   without = backend_lib.Backend(pipe, []).upload(str(tmp_path / "big.png"), str(tmp_path / "big_parsing.png"))
   assert not kp.is_present(without.keypoints).any()
+
+
+def test_the_command_line_says_why_it_cannot_serve_a_model(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    demo_app.main(["--model", "no/such/run", "--port", str(_free_port())])
+  assert exit_info.value.code == 2
+  assert "cannot serve --model no/such/run: no/such/run is neither shipped weights" in capsys.readouterr().err

@@ -249,7 +249,8 @@ def start(model: str, *, port: int = 7860, host: str = "127.0.0.1", data_dir: st
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m jaxpose.demo", description=__doc__.split("\n\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m jaxpose.demo",
+                                   description="Serve the jaxpose web demo on a local port.")
   parser.add_argument("--model", default="synthetic-adgan",
                       help="shipped weights name, a run or weights directory, or an official *_net_netG.pth")
   parser.add_argument("--port", type=int, default=7860)
@@ -260,5 +261,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                       help="OpenPose body weights (body_pose_model.pth or pose_estimator.h5): detect uploads' joints")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
-  start(args.model, port=args.port, host=args.host, data_dir=args.data_dir, gallery_size=args.gallery_size,
-        pose_weights=args.pose_weights)
+  try:
+    start(args.model, port=args.port, host=args.host, data_dir=args.data_dir, gallery_size=args.gallery_size,
+          pose_weights=args.pose_weights)
+  except (FileNotFoundError, ValueError) as e:
+    parser.exit(2, f"{parser.prog}: cannot serve --model {args.model}: {e}\n")
