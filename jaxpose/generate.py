@@ -245,9 +245,13 @@ def _custom_inputs(config, pipe: inference.Pipeline) -> dict | None:
       logging.warning("%s reads a source pose, and %s has none: give config.generate.source_keypoints or OpenPose "
                       "weights (config.generate.pose_estimator_path); generating with an empty one",
                       config.model, g.source_image)
-  batch = pipe.inputs(person, pipe.heatmaps(target), pipe.heatmaps(source))
-  return {**batch, "source_keypoints": source[None], "target_keypoints": target[None], "source_image_u8": image,
-          "target_image_u8": target_image}
+  batch = {**pipe.inputs(person, pipe.heatmaps(target), pipe.heatmaps(source)), "source_keypoints": source[None],
+           "target_keypoints": target[None]}
+  # The system's per-pair host inputs (Deformable GAN's part warps, SPT's), as its data pipeline makes them.
+  extra = type(pipe.system).host_inputs(config)
+  if extra is not None:
+    batch.update({k: np.asarray(v)[None] for k, v in extra({k: v[0] for k, v in batch.items()}).items()})
+  return {**batch, "source_image_u8": image, "target_image_u8": target_image}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -10,12 +10,14 @@ configs' `:tiny` on the builders' dummy data. The contract test
 """
 
 import functools
+import json
 import os
 
 import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 import pytest
 
 from configs import defgan_deepfashion
@@ -24,6 +26,7 @@ from configs import sdgan_market
 from configs import synthetic_defgan
 from configs import synthetic_sdgan
 from jaxpose import generate
+from jaxpose import inference
 from jaxpose import losses
 from jaxpose import systems
 from jaxpose import train
@@ -299,6 +302,22 @@ def test_official_h5_through_init_from_and_generate(tiny_data_dir, tmp_path):
   config.generate.checkpoint = path
   system, nets, origin = generate.load_generator(config, str(tmp_path))
   assert "official checkpoint" in origin and isinstance(system, defgan_sys.DeformableGAN)
+  # A user's photo (no parsing: Deformable GAN reads none) with typed source and target poses: the part
+  # warps come from the system's host inputs, as in its data pipeline.
+  Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 48, 3), np.uint8)).save(tmp_path / "me.png")
+  source = [[10 + 2 * i, 20 + (i % 3)] for i in range(18)]
+  target = [[10 + 2 * i, 22 - (i % 3)] if i != 4 else [-1, -1] for i in range(18)]
+  config.generate.update(source_image=str(tmp_path / "me.png"), source_keypoints=json.dumps(source),
+                         target_keypoints=json.dumps(target), target_keypoints_size=(64, 48),
+                         output_dir=str(tmp_path / "out"))
+  pipe = inference.Pipeline(system, nets, origin)
+  batch = generate._custom_inputs(config, pipe)
+  expected = part_transforms.affine_transforms(batch["source_keypoints"][0], batch["target_keypoints"][0])
+  np.testing.assert_allclose(batch["part_transforms"][0], expected, rtol=1e-6)
+  assert batch["part_masks"].shape == (1, 10, 32, 24)
+  outputs = generate.run(config, str(tmp_path))
+  assert np.asarray(Image.open(tmp_path / "out" / "custom_generated.png")).shape == (32, 24, 3)
+  assert set(outputs) == {"custom", "custom_keypoints"}
   with pytest.raises(ValueError, match="never saved"):
     systems.get("sdgan").read_official(config, path, ("generator",))
 
