@@ -179,7 +179,7 @@ def _read_photo(path: str, field: str) -> np.ndarray:
   try:
     return image_io.read_image(path).pixels
   except bad_input.BadInput as e:
-    raise ValueError(f"{field}={path}: {e}") from e
+    raise ValueError(f"{field}={path!r}: {e}") from e
 
 
 def _custom_inputs(config, pipe: inference.Pipeline) -> dict | None:

@@ -74,6 +74,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import jax
 import numpy as np
@@ -477,11 +478,13 @@ def test_bad_target_poses(caplog, tmp_path):
   config = _config("unused", **{"generate.source_image": str(tmp_path / "me.png"),
                                 "generate.source_parsing": str(tmp_path / "missing_lip.png"),
                                 "generate.target_keypoints": json.dumps(joints)})
-  with pytest.raises(ValueError, match=r"config.generate.source_parsing='.*missing_lip.png' \(its parsing map\)"):
-    generate._custom_inputs(config, (32, 24))
+  # The files are read before any network runs: a stand-in for the pipeline of a system reading parsing.
+  pipe = types.SimpleNamespace(keys=("source_image", "source_parsing", "target_pose"), image_size=(32, 24))
+  with pytest.raises(ValueError, match=r"config.generate.source_parsing='.*missing_lip.png' \(the parsing map of"):
+    generate._custom_inputs(config, pipe)
   config.generate.source_image = str(tmp_path / "missing.png")
-  with pytest.raises(ValueError, match=r"config.generate.source_image='.*missing.png' \(the source image\)"):
-    generate._custom_inputs(config, (32, 24))
+  with pytest.raises(ValueError, match=r"config.generate.source_image='.*missing.png'"):
+    generate._custom_inputs(config, pipe)
 
 
 # ----------------------------------------------------------------------------

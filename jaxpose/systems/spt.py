@@ -182,20 +182,19 @@ def _detector_hparams(variables) -> dict:
 def load_pose_detector(path: str) -> pretrained_lib.FeatureNetwork | None:
   """SPT's frozen pose detector from `path`, or None for an empty path.
 
-  Through `jaxpose.pretrained.load("pose_detector", path)` when that loader
-  exists; otherwise `path` is one of our run directories (or a convert
-  output) holding a `ResnetPoseDetector`'s variables, or a Flax msgpack file
-  of them ({'params': ...}). The architecture is read off the shapes.
+  `path` is a Flax msgpack file of a `ResnetPoseDetector`'s variables
+  ({'params': ...}), or anything `jaxpose.pretrained.load("pose_detector",
+  path)` reads (a detector weights directory, its detector.npz, a training
+  run of the pose_detector system). The architecture is read off the shapes.
   """
   if not path:
     return None
-  try:
+  if path.endswith(".msgpack"):
+    variables, origin = _read_detector_variables(path)
+  else:
+    # jaxpose's detector files (`jaxpose.pose.learned`: a weights directory, a detector.npz, a run).
     loaded = pretrained_lib.load("pose_detector", path)
     variables, origin = {"params": loaded.variables["params"]}, loaded.description
-  except ValueError as e:
-    if "unknown pretrained network" not in str(e):
-      raise
-    variables, origin = _read_detector_variables(path)
   variables = jax.tree.map(np.asarray, variables)
   hparams = _detector_hparams(variables)
   module = pose_detector_lib.ResnetPoseDetector(**hparams)

@@ -50,6 +50,7 @@ class DeepFashionPoseUncroppedTest(_Tfrecord, tfds.testing.DatasetBuilderTestCas
 class DeepFashionPoseUncropped256Test(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
   # Def-GAN's own 256x256 frame, without parsing.
   BUILDER_CONFIG_NAMES_TO_TEST = ["uncropped_256x256"]
+  SPLITS = {"train": 6, "test": 3}
 
 
 class DeepFashionPoseFullFrameTest(_Tfrecord, tfds.testing.DatasetBuilderTestCase):
