@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib
 import importlib.resources
 import json
@@ -38,6 +37,7 @@ from typing import Any, Sequence
 from flax import traverse_util
 import numpy as np
 
+from jaxpose import weights as weights_lib
 from jaxpose.models import pose_detector as detector_lib
 
 WEIGHTS_FILE = "detector.npz"
@@ -74,12 +74,7 @@ class LearnedDetector:
     return detector_lib.keypoint_detector(self.model, self.variables, self.threshold, self.image_size)
 
 
-def sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+sha256 = weights_lib.file_sha256
 
 
 def save(directory: str, variables: Any, info: dict) -> dict:
@@ -161,20 +156,6 @@ def load(path: str | None = None) -> LearnedDetector:
 # Export of a training run
 
 
-def _training_seconds(workdir: str) -> float | None:
-  """Training time from the run's logged rows (steps between rows / steps per second), compile excluded."""
-  path = os.path.join(workdir, "metrics_history.jsonl")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
-  seconds, previous = 0.0, 0
-  for row in rows:
-    seconds += (row["step"] - previous) / row["steps_per_sec"]
-    previous = row["step"]
-  return round(seconds, 1)
-
-
 def export(workdir: str, config, output: str, *, config_spec: str, command: str | None = None) -> dict:
   """A pose_detector run's latest weights and its metrics.json -> `save(output, ...)`."""
   from jaxpose import checkpoints  # pylint: disable=g-import-not-at-top
@@ -193,7 +174,7 @@ def export(workdir: str, config, output: str, *, config_spec: str, command: str 
       "dataset": config.data.name, "image_size": list(config.data.image_size),
       "heatmap_sigma": config.data.heatmap_sigma, "threshold": config.detector.threshold,
       "seed": config.seed, "steps": steps, "batch_size": config.batch_size,
-      "training_seconds": _training_seconds(workdir),
+      "training_seconds": weights_lib.training_seconds(workdir),
       "commands": {"train": train_command,
                    "export": command or " ".join(["python -m jaxpose.pose.learned"] + sys.argv[1:])},
       "metrics": metrics, "config": json.loads(config.to_json()),

@@ -74,7 +74,6 @@ import numpy as np
 import optax
 from PIL import Image
 
-from jaxpose import checkpoints
 from jaxpose import losses
 from jaxpose import pretrained as pretrained_lib
 from jaxpose import visualize
@@ -204,16 +203,9 @@ def load_pose_detector(path: str) -> pretrained_lib.FeatureNetwork | None:
 
 
 def _read_detector_variables(path: str) -> tuple[dict, str]:
-  """A run directory / convert output holding one ResnetPoseDetector, or a msgpack of its variables."""
+  """A Flax msgpack file of a ResnetPoseDetector's variables -> ({'params': ...}, origin)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"config.pose_detector_path={path!r} does not exist")
-  if os.path.isdir(path):
-    nets, where = checkpoints.read_weights(path)
-    found = [v for v in nets.values() if "stem" in v.get("params", {}) and "output" in v.get("params", {})]
-    if len(found) != 1:
-      raise ValueError(f"{where} holds {sorted(nets)}; expected exactly one ResnetPoseDetector (params with "
-                       "'stem' and 'output')")
-    return {"params": found[0]["params"]}, where
   with open(path, "rb") as f:
     variables = flax.serialization.msgpack_restore(f.read())
   if not isinstance(variables, dict) or "params" not in variables:

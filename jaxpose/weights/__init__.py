@@ -66,6 +66,20 @@ def file_sha256(path: str) -> str:
   return digest.hexdigest()
 
 
+def training_seconds(workdir: str) -> float | None:
+  """Time a run spent in training steps, from its logged throughput (resumed chunks included, compiles not)."""
+  path = os.path.join(workdir, "metrics_history.jsonl")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  seconds, last = 0.0, 0
+  for row in rows:
+    seconds += (row["step"] - last) / max(row["steps_per_sec"], 1e-9)
+    last = row["step"]
+  return round(seconds, 1)
+
+
 def flatten(nets: Mapping[str, Any]) -> dict[str, np.ndarray]:
   """{network: nested variables} -> {'a/b/c': float32 array}."""
   out = {}

