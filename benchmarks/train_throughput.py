@@ -63,6 +63,8 @@ flags.DEFINE_string("official_adgan", "", "A checkout of menyifang/ADGAN: also t
 flags.DEFINE_string("official_python", sys.executable, "Interpreter with torch for the official step.")
 flags.DEFINE_integer("official_steps", 3, "Timed official steps after its warm-up step.")
 flags.DEFINE_integer("official_threads", 0, "torch threads (0 = os.cpu_count()).")
+flags.DEFINE_integer("generate_batch", 0, "Also time generation (the system's `generate`, jitted) at this "
+                     "global batch: generated images/s (0 = skip).")
 flags.DEFINE_string("json", "", "Also write the numbers to this JSON file.")
 FLAGS = flags.FLAGS
 
@@ -157,6 +159,8 @@ def measure(config, steps: int, devices) -> dict:
   start = time.perf_counter()
   state = jax.block_until_ready(engine.create())
   out["create_s"] = time.perf_counter() - start
+  # Each phase is printed as it ends, so a run stopped by a time limit still says how far it got.
+  print(f"... build {out['build_s']:.1f} s, state creation {out['create_s']:.1f} s", flush=True)
 
   shapes = {k: v for k, v in data.transform.example_shapes().items() if k in engine.batch_keys}
   rng = np.random.default_rng(0)
@@ -170,6 +174,7 @@ def measure(config, steps: int, devices) -> dict:
   start = time.perf_counter()
   compiled = engine.step.lower(state, batches[0]).compile()
   out["compile_s"] = time.perf_counter() - start
+  print(f"... step compile {out['compile_s']:.1f} s", flush=True)
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   out["xla_flops_per_step"] = float(cost.get("flops", float("nan"))) if cost else float("nan")
@@ -178,6 +183,7 @@ def measure(config, steps: int, devices) -> dict:
   state, metrics = compiled(state, batches[0])
   jax.block_until_ready(metrics)
   out["first_step_s"] = time.perf_counter() - start
+  print(f"... first step {out['first_step_s']:.2f} s", flush=True)
 
   times = []
   user0, sys0 = _cpu_times()
@@ -193,7 +199,27 @@ def measure(config, steps: int, devices) -> dict:
   out["sys_s_per_step"] = (sys1 - sys0) / steps
   out["minor_faults_per_step"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / steps
   out["losses"] = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  if FLAGS.generate_batch:
+    out["generate"] = measure_generation(engine, state.nets, shapes, FLAGS.generate_batch, steps, mesh, rng)
   out["max_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+  return out
+
+
+def measure_generation(engine, nets, shapes: dict, batch_size: int, iters: int, mesh, rng) -> dict:
+  """Times `engine.generate` (source image + parsing + target pose -> image) at `batch_size`; -> numbers."""
+  per_process = sharding.per_process_batch_size(batch_size, mesh)
+  batches = [sharding.to_global_arrays(random_batch(shapes, per_process, rng), mesh) for _ in range(2)]
+  start = time.perf_counter()
+  compiled = engine.generate.lower(nets, batches[0]).compile()
+  out = {"batch_size": batch_size, "compile_s": time.perf_counter() - start}
+  jax.block_until_ready(compiled(nets, batches[0]))
+  times = []
+  for i in range(max(iters, 3)):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(nets, batches[(i + 1) % 2])["image"])
+    times.append(time.perf_counter() - start)
+  out["batch_s"] = times
+  out["images_per_s"] = batch_size / statistics.median(times)
   return out
 
 
@@ -257,6 +283,10 @@ def main(argv) -> None:
       print(f"MFU: {100 * mfu:.1f}% of {peak / 1e12:.0f} TFLOP/s x {len(devices)} ({config.compute_dtype} peak)")
     else:
       print(f"MFU: no peak FLOP/s known for {devices[0].device_kind!r} (add it to PEAK_FLOPS)")
+  if "generate" in ours:
+    gen = ours["generate"]
+    print(f"generation: batch {gen['batch_size']}, {statistics.median(gen['batch_s']):.4f} s/batch "
+          f"(compile {gen['compile_s']:.1f} s), {gen['images_per_s']:.1f} generated images/s")
   ours["images_per_s"] = images
   result = {"config": {"model": config.model, "image_size": [height, width], "batch_size": config.batch_size,
                        "compute_dtype": config.compute_dtype, "vgg": FLAGS.vgg}, "jaxpose": ours}

@@ -63,7 +63,10 @@ class _QuietLibraries(python_logging.Filter):
 def _hide_gpus_from_tensorflow() -> None:
   # TensorFlow is only here for TFDS building and TensorBoard summaries; it must
   # never reserve accelerator memory that JAX needs.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  except ImportError:  # Training and reading data do without it (an accelerator image may lack it).
+    return
   tf.config.set_visible_devices([], "GPU")
 
 

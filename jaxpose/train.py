@@ -35,8 +35,6 @@ import time
 from typing import Any, Callable
 
 from absl import logging
-from clu import metric_writers
-from clu import periodic_actions
 from etils import epath
 import jax
 import jax.numpy as jnp
@@ -515,15 +513,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   logging.info("Start: %s", origin)
   logging.info("Parameters: %s", ", ".join(f"{k} {v:,}" for k, v in parameter_counts(state).items()))
 
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief, asynchronous=False)
+  writer, hooks = _writer_and_hooks(config, workdir, is_chief)
   if start_step == 0:
     writer.write_hparams({k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))})
-  # Logs "x steps/s, y% (step/total), ETA: ..." every log_every steps; the
-  # throughput scalars themselves go into the logged rows below.
-  hooks = [periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=None,
-                                           every_steps=config.log_every)]
-  if config.profile and is_chief:
-    hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=5))
   history = _load_history(workdir, start_step) if is_chief else []
   sample_batch, _ = next(pipeline.eval_batches(
       data.test, batch_size=_round_up(config.num_samples, mesh.devices.size), transform=data.transform,
@@ -582,6 +574,69 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   results = _evaluate_and_write(config, workdir, engine, state, data, mesh)
   writer.close()
   return results
+
+
+class _LogOnlyWriter:
+  """clu's MetricWriter calls, to the log only: for machines without TensorFlow (no TensorBoard files).
+
+  Scalars also reach `history.jsonl` and sample grids `samples/*.png` either way.
+  """
+
+  def write_scalars(self, step, scalars):
+    logging.info("[%d] %s", step, ", ".join(f"{k}={float(v):.6g}" for k, v in scalars.items()))
+
+  def write_images(self, step, images):
+    del step, images
+
+  def write_hparams(self, hparams):
+    del hparams
+
+  def flush(self):
+    pass
+
+  def close(self):
+    pass
+
+
+class _ProgressLog:
+  """Every `every` steps: steps/s, percent done and ETA (clu's ReportProgress line, without clu)."""
+
+  def __init__(self, num_train_steps: int, every: int):
+    self.num_train_steps, self.every = num_train_steps, every
+    self.last = None  # (step, time)
+
+  def __call__(self, step: int) -> None:
+    now = time.time()
+    if self.last is None:
+      self.last = (step, now)
+    elif step % self.every == 0:
+      rate = (step - self.last[0]) / max(now - self.last[1], 1e-9)
+      eta = (self.num_train_steps - step) / max(rate, 1e-9)
+      logging.info("%.2f steps/s, %.1f%% (%d/%d), ETA: %dm", rate, 100 * step / self.num_train_steps, step,
+                   self.num_train_steps, eta // 60)
+      self.last = (step, now)
+
+
+def _writer_and_hooks(config, workdir: str, is_chief: bool) -> tuple[Any, list]:
+  """TensorBoard writer and progress/profile hooks (clu), or log-only ones where clu cannot import.
+
+  clu's metric writers import TensorFlow, which accelerator images often lack;
+  training itself never needs it.
+  """
+  try:
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+    from clu import periodic_actions  # pylint: disable=g-import-not-at-top
+  except ImportError as error:
+    logging.warning("No TensorBoard summaries (%s); metrics go to the log and history.jsonl.", error)
+    return _LogOnlyWriter(), [_ProgressLog(config.num_train_steps, config.log_every)]
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief, asynchronous=False)
+  # Logs "x steps/s, y% (step/total), ETA: ..." every log_every steps; the
+  # throughput scalars themselves go into the logged rows.
+  hooks = [periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=None,
+                                           every_steps=config.log_every)]
+  if config.profile and is_chief:
+    hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=5))
+  return writer, hooks
 
 
 def _round_up(n: int, multiple: int) -> int:

@@ -128,8 +128,8 @@ def test_the_shipped_detector_matches_its_checksum_and_finds_new_synthetic_peopl
   assert os.path.getsize(os.path.join(directory, learned.WEIGHTS_FILE)) < 4 * 2**20
   for key in ("config", "commands", "seed", "steps", "metrics", "training_seconds"):
     assert key in info
-  # 0.742 on the 300 test images after 2,000 steps (a random detector scores about 0).
-  assert info["metrics"]["pckh_learned"] >= 0.7 and info["image_size"] == [64, 44]
+  # 0.974 on the 300 test images after 10,000 steps (a random detector scores about 0).
+  assert info["metrics"]["pckh_learned"] >= 0.9 and info["image_size"] == [64, 44]
   network = pretrained.load("pose_detector", None)
   assert network.info["image_size"] == (64, 44)
   # People the detector never saw (identities past the dataset's 450), rendered now.
@@ -138,7 +138,7 @@ def test_the_shipped_detector_matches_its_checksum_and_finds_new_synthetic_peopl
   images = np.stack([p["image"] for p in people])
   truth = np.stack([p["keypoints"] for p in people]).astype(np.int32)
   found = learned.load(None).keypoint_detector()(images)
-  assert pckh.pooled_pckh(found, truth) >= 0.65  # measured 0.729 on these 60 pictures
+  assert pckh.pooled_pckh(found, truth) >= 0.9  # measured 0.945 on these 60 pictures
 
 
 def test_metric_suite_reports_pckh_learned_with_the_shipped_detector_at_its_size_only(caplog):
@@ -148,7 +148,7 @@ def test_metric_suite_reports_pckh_learned_with_the_shipped_detector_at_its_size
   images = np.stack([p["image"] for p in people])
   truth = np.stack([p["keypoints"] for p in people]).astype(np.int32)
   suite.update(images, images, target_keypoints=truth)
-  assert suite.result()["pckh_learned"] >= 0.6
+  assert suite.result()["pckh_learned"] >= 0.9  # measured 0.961
   small = suite_lib.MetricSuite.from_config({"learned_pose_detector_path": "synthetic"})
   small.update(images[:, :32, :24], images[:, :32, :24], target_keypoints=truth // 2)
   assert "pckh_learned" not in small.result()

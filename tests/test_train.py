@@ -180,3 +180,28 @@ def test_bad_configurations_fail_clearly(tiny_data_dir, tmp_path):
     train.train_and_evaluate(_config(tiny_data_dir, **{"data.image_size": (64, 44)}), str(tmp_path / "c"))
   with pytest.raises(ValueError, match="multiple of the number of devices"):
     train.train_and_evaluate(_config(tiny_data_dir, batch_size=3), str(tmp_path / "d"))
+
+
+def test_without_tensorflow_metrics_go_to_the_log_with_progress_and_eta(monkeypatch, caplog, tmp_path):
+  # clu's metric writers import TensorFlow; GPU images often lack it, and training must not need it.
+  import builtins  # pylint: disable=g-import-not-at-top
+  real_import = builtins.__import__
+
+  def no_clu(name, *args, **kwargs):
+    if name == "clu" or name.startswith("clu."):
+      raise ImportError("No module named 'tensorflow'")
+    return real_import(name, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, "__import__", no_clu)
+  config = synthetic_adgan.get_config("tiny")
+  config.num_train_steps, config.log_every = 40, 20
+  with caplog.at_level("INFO"):
+    writer, hooks = train._writer_and_hooks(config, str(tmp_path), is_chief=True)
+    writer.write_scalars(20, {"g_l1": np.float32(0.25)})
+    writer.write_images(20, {"samples": np.zeros((1, 4, 4, 3), np.uint8)})
+    for step in range(1, 41):
+      for hook in hooks:
+        hook(step)
+  text = caplog.text
+  assert "No TensorBoard summaries" in text and "[20] g_l1=0.25" in text
+  assert "100.0% (40/40), ETA: 0m" in text and "50.0% (20/40)" in text
