@@ -321,7 +321,8 @@ def test_dropout_only_in_training_and_in_both_paths(imported):
       if j == 0:
         live = passed != 0
         kept = trained[live] != 0
-        np.testing.assert_allclose(trained[live][kept], 2 * passed[live][kept], rtol=1e-5, atol=1e-6)
+        # (jitted train vs op-by-op eval: float32 round-off apart)
+        np.testing.assert_allclose(trained[live][kept], 2 * passed[live][kept], rtol=1e-4, atol=1e-5)
         assert 0.4 < np.mean(kept) < 0.6, path
       assert np.mean(trained == 0) > np.mean(passed == 0) + 0.15, (j, path)
   # Without dropout, instance-norm train mode equals eval mode.

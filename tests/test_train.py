@@ -1,7 +1,7 @@
 """The training engine at toy size, on 2 fake CPU devices (tests/conftest.py).
 
 Covers: a short run that checkpoints, evaluates and writes its pictures;
-resume exactness (10 steps, restart, 10 more == 20 straight); one step on 2
+resume exactness (4 steps, restart, 4 more == 8 straight); one step on 2
 devices == the same global batch on 1 device; fine-tuning starts (our
 checkpoint and an official-format .pth); bad configurations. Faults (NaN, divergence, damaged
 checkpoints, a shared workdir) are in tests/test_reliability.py.
@@ -71,20 +71,20 @@ def test_short_run_checkpoints_evaluates_and_draws(tiny_data_dir, tmp_path):
 
 def test_resume_continues_exactly(tiny_data_dir, tmp_path):
   straight, interrupted = str(tmp_path / "straight"), str(tmp_path / "interrupted")
-  common = dict(checkpoint_every=10, log_every=5, sample_every=100,
-                **{"eval.num_pairs": 4, "optim.constant_steps": 20, "optim.decay_steps": 0})
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=20, **common), straight)
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=10, **common), interrupted)
-  after_ten = _generator_params(interrupted)
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=20, **common), interrupted)
+  common = dict(checkpoint_every=4, log_every=2, sample_every=100,
+                **{"eval.num_pairs": 4, "optim.constant_steps": 8, "optim.decay_steps": 0})
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=8, **common), straight)
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=4, **common), interrupted)
+  after_four = _generator_params(interrupted)
+  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=8, **common), interrupted)
   # Exactly the same parameters: same batches (input position restored), same dropout
   # masks (RNG from the step), same optimizer moments.
   _assert_trees_close(_generator_params(interrupted), _generator_params(straight), rtol=0, atol=1e-6)
   changed = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
-             zip(jax.tree.leaves(after_ten), jax.tree.leaves(_generator_params(straight)))]
-  assert max(changed) > 1e-4  # and the last 10 steps did train
+             zip(jax.tree.leaves(after_four), jax.tree.leaves(_generator_params(straight)))]
+  assert max(changed) > 1e-4  # and the last 4 steps did train
   with open(os.path.join(interrupted, "metrics_history.jsonl")) as f:
-    assert [json.loads(line)["step"] for line in f] == [5, 10, 15, 20]
+    assert [json.loads(line)["step"] for line in f] == [2, 4, 6, 8]
 
 
 def test_two_devices_equal_one_device(tiny_data_dir):

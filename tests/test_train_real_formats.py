@@ -1,6 +1,6 @@
 """ADGAN trains on each real dataset's format: the builders' dummy_data (files in the
 official layouts) built with TFDS, then the real configs' `:tiny` variants run the
-whole job (train, checkpoint, evaluate) through `train.train_and_evaluate`.
+whole job (one step, checkpoint, samples, evaluation) through `train.train_and_evaluate`.
 
 The anime case is the users' central workflow: fine-tune from a checkpoint of
 another run (here configs/synthetic_adgan.py:tiny, whose model the anime tiny
@@ -17,7 +17,6 @@ from configs import adgan_deepfashion
 from configs import adgan_market
 from configs import spt_deepfashion
 from configs import spt_market
-from configs import synthetic_adgan
 from jaxpose import checkpoints
 from jaxpose import train
 from tfds_builders import testing as builder_testing
@@ -39,11 +38,21 @@ def fixtures_dir(tmp_path_factory):
   return data_dir
 
 
+def _one_step(config, data_dir):
+  """The config's `:tiny` run cut to one step and 2 evaluation pairs: these runs are at the official
+  image sizes, where every step and evaluated pair costs seconds on 2 CPU cores."""
+  config.data.data_dir = data_dir
+  config.num_train_steps = 1
+  config.sample_every = 1
+  config.eval.num_pairs = 2
+  return config
+
+
 def _check_run(workdir, results, networks=("generator", "discriminator_pb", "discriminator_pp")):
-  assert results["train_steps"] == 2 and 0 < results["ssim"] <= 1
+  assert results["train_steps"] == 1 and 0 < results["ssim"] <= 1
   with open(os.path.join(workdir, "metrics.json")) as f:
-    assert json.load(f)["train_steps"] == 2
-  for name in ("data_samples.png", "samples/step_0000002.png", "loss_curves.png"):
+    assert json.load(f)["train_steps"] == 1
+  for name in ("data_samples.png", "samples/step_0000001.png", "loss_curves.png"):
     assert os.path.exists(os.path.join(workdir, name)), name
   tree, _ = checkpoints.read_weights(workdir)
   assert set(networks) <= set(tree)
@@ -51,22 +60,16 @@ def _check_run(workdir, results, networks=("generator", "discriminator_pb", "dis
 
 @pytest.mark.parametrize("module", [adgan_deepfashion, adgan_market], ids=["deepfashion", "market"])
 def test_adgan_trains_on_the_official_layouts(module, fixtures_dir, tmp_path):
-  config = module.get_config("tiny")
-  config.data.data_dir = fixtures_dir
+  config = _one_step(module.get_config("tiny"), fixtures_dir)
   workdir = str(tmp_path / "run")
   results = train.train_and_evaluate(config, workdir)
   _check_run(workdir, results)
 
 
-def test_fine_tuning_a_synthetic_checkpoint_on_anime_characters(fixtures_dir, tiny_data_dir, tmp_path):
-  source = synthetic_adgan.get_config("tiny")
-  source.data.data_dir = tiny_data_dir
-  source.num_train_steps = 1
-  source_dir = str(tmp_path / "synthetic")
-  train.train_and_evaluate(source, source_dir)
-
-  config = adgan_anime_finetune.get_config("tiny")
-  config.data.data_dir = fixtures_dir
+def test_fine_tuning_a_synthetic_checkpoint_on_anime_characters(fixtures_dir, tiny_adgan_run, tmp_path):
+  # tiny_adgan_run (tests/conftest.py): a one-step run of configs/synthetic_adgan.py:tiny.
+  source_dir = tiny_adgan_run
+  config = _one_step(adgan_anime_finetune.get_config("tiny"), fixtures_dir)
   with pytest.raises(FileNotFoundError, match="init_from"):
     train.train_and_evaluate(config, str(tmp_path / "no_init"))
   config.init_from = source_dir
@@ -79,8 +82,7 @@ def test_fine_tuning_a_synthetic_checkpoint_on_anime_characters(fixtures_dir, ti
 def test_spt_trains_on_the_official_layouts(module, fixtures_dir, tmp_path):
   """SPT's :tiny (stage 3: everything end to end) on pseudo labels searched in the dummy data; DeepFashion's
   is progressive with the face discriminator (256x256), Market's the global generator alone (128x64)."""
-  config = module.get_config("tiny")
-  config.data.data_dir = fixtures_dir
+  config = _one_step(module.get_config("tiny"), fixtures_dir)
   workdir = str(tmp_path / "run")
   results = train.train_and_evaluate(config, workdir)
   networks = ("generator", "semantic_generator", "discriminator", "parsing_discriminator")
