@@ -52,3 +52,33 @@ def tiny_adgan_run(tmp_path_factory, tiny_data_dir) -> str:
 def tiny_patn_run(tmp_path_factory, tiny_data_dir) -> str:
   """A one-step run of configs/synthetic_patn.py:tiny, shared by the tests."""
   return _tiny_run(tmp_path_factory, tiny_data_dir, "configs.synthetic_patn", "patn_run")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def share_engines_between_identical_runs():
+  """Builds each distinct engine once per test process.
+
+  The suite trains, resumes, generates and evaluates the same tiny configs again and again;
+  `train.build` would load the same pretrained files and trace, lower and fetch the same
+  executables from the compilation cache each time (a few seconds each). An engine is a pure
+  function of the config, the mesh and the batch shapes, so a second identical request gets the
+  first one's. Everything a run restores (checkpoints, data position, weights) still comes from
+  its files.
+  """
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from jaxpose import train  # pylint: disable=g-import-not-at-top
+  build, engines = train.build, {}
+
+  def shared_build(config, mesh, data):
+    shapes = sorted((k, tuple(shape), str(dtype)) for k, (shape, dtype) in data.transform.example_shapes().items())
+    key = (config.to_json(sort_keys=True), tuple(d.id for d in mesh.devices.flat), mesh.axis_names, repr(shapes))
+    if key not in engines:
+      engines[key] = build(config, mesh, data)
+    else:  # what build logs, as a run's log shows it
+      for line in engines[key].system.pretrained.descriptions:
+        logging.info("Pretrained weights: %s", line)
+    return engines[key]
+
+  train.build = shared_build
+  yield
+  train.build = build
