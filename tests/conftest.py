@@ -65,18 +65,23 @@ def share_engines_between_identical_runs():
   first one's. Everything a run restores (checkpoints, data position, weights) still comes from
   its files.
   """
+  import collections  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   from jaxpose import train  # pylint: disable=g-import-not-at-top
-  build, engines = train.build, {}
+  build, engines = train.build, collections.OrderedDict()
 
   def shared_build(config, mesh, data):
     shapes = sorted((k, tuple(shape), str(dtype)) for k, (shape, dtype) in data.transform.example_shapes().items())
     key = (config.to_json(sort_keys=True), tuple(d.id for d in mesh.devices.flat), mesh.axis_names, repr(shapes))
-    if key not in engines:
-      engines[key] = build(config, mesh, data)
-    else:  # what build logs, as a run's log shows it
-      for line in engines[key].system.pretrained.descriptions:
+    if key in engines:
+      engines.move_to_end(key)
+      for line in engines[key].system.pretrained.descriptions:  # what build logs, as a run's log shows it
         logging.info("Pretrained weights: %s", line)
+    else:
+      engines[key] = build(config, mesh, data)
+      # The last few only: repeats come from the same test, and engines hold their executables.
+      while len(engines) > 3:
+        engines.popitem(last=False)
     return engines[key]
 
   train.build = shared_build
