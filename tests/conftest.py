@@ -54,36 +54,24 @@ def tiny_patn_run(tmp_path_factory, tiny_data_dir) -> str:
   return _tiny_run(tmp_path_factory, tiny_data_dir, "configs.synthetic_patn", "patn_run")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def share_engines_between_identical_runs():
-  """Builds each distinct engine once per test process.
 
-  The suite trains, resumes, generates and evaluates the same tiny configs again and again;
-  `train.build` would load the same pretrained files and trace, lower and fetch the same
-  executables from the compilation cache each time (a few seconds each). An engine is a pure
-  function of the config, the mesh and the batch shapes, so a second identical request gets the
-  first one's. Everything a run restores (checkpoints, data position, weights) still comes from
-  its files.
-  """
-  import collections  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  from jaxpose import train  # pylint: disable=g-import-not-at-top
-  build, engines = train.build, collections.OrderedDict()
+# Measured slowest first (seconds of one file's tests, 2 workers, fresh compilation cache):
+# `--dist loadfile` hands out files in collection order, so the long files start early and the
+# short ones fill in at the end instead of one worker finishing a long file alone.
+SLOWEST_FILES = (
+    "test_systems.py",                # ~340 s: every system trains, resumes, generates, evaluates
+    "test_train_real_formats.py",     # ~290 s: official layouts at official image sizes
+    "test_train.py",                  # ~170 s
+    "test_reliability.py",            # ~140 s
+    "test_defgan_system.py",          # ~105 s
+    "test_train_patn.py",             # ~70 s
+    "test_spt_system.py",             # ~55 s
+    "test_anime_workflow.py",         # ~55 s
+    "test_compute_dtype.py",          # ~50 s
+    "test_generate.py",               # ~40 s
+)
 
-  def shared_build(config, mesh, data):
-    shapes = sorted((k, tuple(shape), str(dtype)) for k, (shape, dtype) in data.transform.example_shapes().items())
-    key = (config.to_json(sort_keys=True), tuple(d.id for d in mesh.devices.flat), mesh.axis_names, repr(shapes))
-    if key in engines:
-      engines.move_to_end(key)
-      for line in engines[key].system.pretrained.descriptions:  # what build logs, as a run's log shows it
-        logging.info("Pretrained weights: %s", line)
-    else:
-      engines[key] = build(config, mesh, data)
-      # The last few only: repeats come from the same test, and engines hold their executables.
-      while len(engines) > 3:
-        engines.popitem(last=False)
-    return engines[key]
 
-  train.build = shared_build
-  yield
-  train.build = build
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))  # stable: order within a file kept
