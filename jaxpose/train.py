@@ -579,7 +579,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 class _LogOnlyWriter:
   """clu's MetricWriter calls, to the log only: for machines without TensorFlow (no TensorBoard files).
 
-  Scalars also reach `history.jsonl` and sample grids `samples/*.png` either way.
+  Scalars also reach `metrics_history.jsonl` and sample grids `samples/*.png` either way.
   """
 
   def write_scalars(self, step, scalars):
@@ -627,7 +627,8 @@ def _writer_and_hooks(config, workdir: str, is_chief: bool) -> tuple[Any, list]:
     from clu import metric_writers  # pylint: disable=g-import-not-at-top
     from clu import periodic_actions  # pylint: disable=g-import-not-at-top
   except ImportError as error:
-    logging.warning("No TensorBoard summaries (%s); metrics go to the log and history.jsonl.", error)
+    logging.warning("No TensorBoard summaries (%s); metrics go to the log and %s.", error,
+                    os.path.basename(_history_path(workdir)))
     return _LogOnlyWriter(), [_ProgressLog(config.num_train_steps, config.log_every)]
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief, asynchronous=False)
   # Logs "x steps/s, y% (step/total), ETA: ..." every log_every steps; the

@@ -2,14 +2,19 @@
 
 import os
 
+
+def _default_xla_flag(name: str, value) -> None:
+  """Adds --name=value to XLA_FLAGS unless the environment already sets that flag."""
+  if f"--{name}" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{name}={value}".strip()
+
+
 # Must happen before JAX initialises its backends.
-if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+_default_xla_flag("xla_force_host_platform_device_count", 2)
 # Tests are bound by XLA:CPU compilation, not by running: LLVM's optimisation level 0 halves
 # compile times (36 s -> 17 s for the tiny ADGAN step). Results move only in float32 round-off;
 # tests/data/reference_trajectories.json was recorded under this flag.
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+_default_xla_flag("xla_backend_optimization_level", 0)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # noqa: E402
@@ -52,7 +57,6 @@ def tiny_adgan_run(tmp_path_factory, tiny_data_dir) -> str:
 def tiny_patn_run(tmp_path_factory, tiny_data_dir) -> str:
   """A one-step run of configs/synthetic_patn.py:tiny, shared by the tests."""
   return _tiny_run(tmp_path_factory, tiny_data_dir, "configs.synthetic_patn", "patn_run")
-
 
 
 # Measured slowest first (seconds of one file's tests, 2 workers, fresh compilation cache):
