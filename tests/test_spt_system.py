@@ -82,18 +82,37 @@ def test_end_to_end_stage_reaches_h_s_through_h_a_losses(tiny_data_dir):
   """From the same state and batch, H_S's gradient in stage 3 differs from stage 1's: H_A's losses reach it.
 
   (At initialisation their share is small, ~1e-4 of the norm here, two orders above the round-off of two
-  differently fused programs, ~1e-7.)
+  differently fused programs, ~1e-7.) With loss.end_to_end_weight 0 none of it does: stage 3's H_S
+  gradient is stage 1's, to that round-off.
   """
   grad_norms = {}
-  for stage in (1, 3):
-    engine, _, batch, _ = _engine_and_batch(_config(tiny_data_dir, stage))
+  for stage, weight in ((1, 1.0), (3, 1.0), (3, 0.0)):
+    engine, _, batch, _ = _engine_and_batch(_config(tiny_data_dir, stage, **{"loss.end_to_end_weight": weight}))
     state = engine.create()
     before = jax.device_get(state)
     after, metrics = engine.step(state, batch)
-    grad_norms[stage] = float(metrics["semantic_generator_grad_norm"])
+    grad_norms[stage, weight] = float(metrics["semantic_generator_grad_norm"])
     if stage == 3:
       assert _changed(before, jax.device_get(after)) == set(before.nets)
-  assert grad_norms[1] > 0 and abs(grad_norms[3] - grad_norms[1]) > 1e-5 * grad_norms[1], grad_norms
+  stage1 = grad_norms[1, 1.0]
+  assert stage1 > 0 and abs(grad_norms[3, 1.0] - stage1) > 1e-5 * stage1, grad_norms
+  assert abs(grad_norms[3, 0.0] - stage1) < 1e-6 * stage1, grad_norms
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25, 1.0])
+def test_scale_gradient(weight):
+  x = jnp.array([[0.3, -1.7], [2.5, 1e-8]], jnp.float32)
+  cotangent = jnp.array([[1.0, 2.0], [-3.0, 0.5]], jnp.float32)
+  np.testing.assert_array_equal(np.asarray(spt_system.scale_gradient(x, weight)), np.asarray(x))  # bit for bit
+  grad = jax.grad(lambda v: jnp.sum(jnp.sin(spt_system.scale_gradient(v, weight)) * cotangent))(x)
+  np.testing.assert_allclose(np.asarray(grad), weight * np.cos(np.asarray(x)) * np.asarray(cotangent), rtol=1e-6)
+
+
+def test_the_shipped_detector_serves_the_pose_loss():
+  detector = spt_system.load_pose_detector("synthetic")
+  assert detector.arch == "resnet_pose_detector:18:16:4"
+  assert "synthetic_pose_detector" in detector.description
+  assert spt_system.load_pose_detector("") is None
 
 
 def test_generation_reads_neither_the_target_image_nor_its_parsing(tiny_data_dir):
@@ -152,6 +171,9 @@ def test_configuration_errors(tiny_data_dir):
     spt.check(config, randomly)
   with pytest.raises(ValueError, match="released H_A alone"):
     spt.read_official(config, "latest_net_G.pth", ("generator", "semantic_generator"))
+  config = _config(tiny_data_dir, 3, **{"loss.end_to_end_weight": -0.5})
+  with pytest.raises(ValueError, match="end_to_end_weight must be >= 0"):
+    train.build(config, sharding.make_mesh(), train.open_data(config))
 
 
 def test_edit_parsing():

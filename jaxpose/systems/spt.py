@@ -36,7 +36,9 @@ Schedule (`config.stage`, static inside the jitted step):
   2  H_A, D and D_face with H_S fixed (eval mode); H_A reads H_S's softmax
      (labels 1-9) as the target parsing;
   3  everything end to end: H_A's losses reach H_S through its softmax, which
-     H_A and D read and which makes the style loss's target masks.
+     H_A and D read and which makes the style loss's target masks; their
+     gradient there is scaled by `config.loss.end_to_end_weight` (our knob:
+     at 1, on synthetic people, they pulled H_S away from the true layout).
 A later stage starts from the previous stage's run (`config.init_from`, all
 networks). Progressive H_A: alpha rises linearly from 0 to 1 over
 `config.generator.fade_in_steps` steps of a run (0: alpha = 1 throughout),
@@ -184,11 +186,16 @@ def load_pose_detector(path: str) -> pretrained_lib.FeatureNetwork | None:
   `path` is a Flax msgpack file of a `ResnetPoseDetector`'s variables
   ({'params': ...}), or anything `jaxpose.pretrained.load("pose_detector",
   path)` reads (a detector weights directory, its detector.npz, a training
-  run of the pose_detector system). The architecture is read off the shapes.
+  run of the pose_detector system), or "synthetic": the detector jaxpose
+  ships (`jaxpose.pose.learned`, trained on 64x44 synthetic people). The
+  architecture is read off the shapes.
   """
   if not path:
     return None
-  if path.endswith(".msgpack"):
+  if path == "synthetic":
+    loaded = pretrained_lib.load("pose_detector", None)
+    variables, origin = {"params": loaded.variables["params"]}, loaded.description
+  elif path.endswith(".msgpack"):
     variables, origin = _read_detector_variables(path)
   else:
     # jaxpose's detector files (`jaxpose.pose.learned`: a weights directory, a detector.npz, a run).
@@ -273,6 +280,11 @@ class SPT(base.System):
     g, s = config.generator, config.semantic_generator
     self.progressive = bool(g.progressive)
     self.face = bool(config.face_discriminator.enabled)
+    # Older runs' configs lack it: 1.0 is what they trained with.
+    self.end_to_end_weight = float(config.loss.get("end_to_end_weight", 1.0))
+    if not self.end_to_end_weight >= 0.0:
+      raise ValueError(f"config.loss.end_to_end_weight must be >= 0 (the share of H_A's gradient that reaches H_S "
+                       f"in stage 3), got {config.loss.end_to_end_weight!r}")
     self.appearance = spt_lib.AppearanceGenerator(
         encoder_widths=tuple(g.encoder_widths), decoder_widths=tuple(g.decoder_widths), progressive=self.progressive,
         dropout_rate=g.dropout_rate, dtype=self.dtype)
@@ -532,7 +544,8 @@ class SPT(base.System):
         total += cfg.parsing_ce * terms["s_ce"] + cfg.parsing_gan * terms["s_gan"]
       if stage in (2, 3):
         ha_vars = {**nets["generator"], "params": params["generator"]}
-        parsing_b = probs[..., 1:]
+        # Stage 3: H_A's losses reach H_S through its softmax, scaled by loss.end_to_end_weight.
+        parsing_b = scale_gradient(probs, self.end_to_end_weight)[..., 1:] if train_hs else probs[..., 1:]
         fake_b, fake_a = self.cycle(ha_vars, batch, parsing_b, alpha=alpha, rng=rng_a)
         parsing_b_full = self._full(parsing_b)
         # One pass per network over both fakes (D's norms are per sample: the same as two passes).
@@ -716,6 +729,14 @@ class SPT(base.System):
     for name, path in outputs.items():
       logging.info("Wrote the %s picture %s", name, path)
     return outputs
+
+
+def scale_gradient(x: jax.Array, weight: float) -> jax.Array:
+  """x itself in the forward pass (bit for bit); its gradient multiplied by `weight` in the backward pass."""
+  if weight == 1.0:
+    return x
+  frozen = jax.lax.stop_gradient(x)
+  return frozen + weight * (x - frozen)  # x - frozen is exactly 0: the sum is x
 
 
 def _split(x: jax.Array, parts: int) -> list[jax.Array]:
