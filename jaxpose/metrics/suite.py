@@ -213,7 +213,7 @@ class MetricSuite:
     if learned_pose_detector is None and learned_path is not None:
       from jaxpose.pose import learned  # pylint: disable=g-import-not-at-top
       try:
-        detector = learned.load(None if learned_path == "synthetic" else learned_path)
+        detector = learned.load(learned_path)
       except FileNotFoundError as e:
         skipped["pckh_learned"] = f"pckh_learned skipped: {e} (config.eval.learned_pose_detector_path)"
       else:

@@ -12,7 +12,7 @@ A learned detector travels as a directory of two files:
                   metrics, and the SHA-256 of detector.npz.
 
 jaxpose ships one, trained on the synthetic people at 64x44
-(`jaxpose/weights/synthetic_pose_detector/`, `SHIPPED`). `load(None)` returns
+(`jaxpose/weights/synthetic_pose_detector/`). `load(None)` or `load("synthetic")` returns
 it; `load(path)` reads such a directory, a detector.npz, or a training run of
 the pose_detector system (its latest checkpoint; image size then unknown).
 `jaxpose.pretrained.load("pose_detector", path)` is the public entry.
@@ -123,9 +123,12 @@ def _from_directory(directory: str) -> LearnedDetector:
                    f"{size[0]}x{size[1]}, {steps} steps)" if size else f"learned pose detector from {directory}"))
 
 
+SHIPPED_NAME = "synthetic"  # what configs write for the shipped detector (a path field can't hold None)
+
+
 def load(path: str | None = None) -> LearnedDetector:
-  """The shipped synthetic detector (path None), or one from `path` (see the module docstring)."""
-  if path is None:
+  """The shipped synthetic detector (path None or "synthetic"), or one from `path` (see the module docstring)."""
+  if path is None or path == SHIPPED_NAME:
     return _from_directory(shipped_directory())
   if not os.path.exists(path):
     raise FileNotFoundError(f"no learned pose detector at {path}: expected a directory with {INFO_FILE} and "

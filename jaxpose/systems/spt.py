@@ -192,13 +192,11 @@ def load_pose_detector(path: str) -> pretrained_lib.FeatureNetwork | None:
   """
   if not path:
     return None
-  if path == "synthetic":
-    loaded = pretrained_lib.load("pose_detector", None)
-    variables, origin = {"params": loaded.variables["params"]}, loaded.description
-  elif path.endswith(".msgpack"):
+  if path.endswith(".msgpack"):
     variables, origin = _read_detector_variables(path)
   else:
-    # jaxpose's detector files (`jaxpose.pose.learned`: a weights directory, a detector.npz, a run).
+    # jaxpose's detector files (`jaxpose.pose.learned`: the shipped one, a weights directory, a
+    # detector.npz, a run).
     loaded = pretrained_lib.load("pose_detector", path)
     variables, origin = {"params": loaded.variables["params"]}, loaded.description
   variables = jax.tree.map(np.asarray, variables)
