@@ -70,6 +70,8 @@ def test_contract_train_resume_generate_evaluate(name, tiny_data_dir, tmp_path):
   with open(os.path.join(straight, "metrics_history.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows] == [1, 2] and all(np.isfinite(v) for v in rows[-1].values())
+  with open(os.path.join(interrupted, "metrics_history.jsonl")) as f:  # the resumed run appends its rows
+    assert [json.loads(line)["step"] for line in f] == [1, 2]
 
   outputs = generate.run(_tiny(name, tiny_data_dir, **common), straight)
   assert os.path.exists(outputs["pose_transfer"])

@@ -1,10 +1,10 @@
 """The training engine at toy size, on 2 fake CPU devices (tests/conftest.py).
 
-Covers: a short run that checkpoints, evaluates and writes its pictures;
-resume exactness (4 steps, restart, 4 more == 8 straight); one step on 2
+Covers: a short run that checkpoints, evaluates and writes its pictures; one step on 2
 devices == the same global batch on 1 device; fine-tuning starts (our
 checkpoint and an official-format .pth); bad configurations. Faults (NaN, divergence, damaged
-checkpoints, a shared workdir) are in tests/test_reliability.py.
+checkpoints, a shared workdir) are in tests/test_reliability.py; resume exactness, for every
+system, in tests/test_systems.py.
 """
 
 import json
@@ -30,11 +30,6 @@ def _config(data_dir, **overrides):
   config.data.data_dir = data_dir
   config.update_from_flattened_dict(overrides)  # "a.b" keys, type-checked
   return config
-
-
-def _generator_params(workdir):
-  nets, _ = checkpoints.read_weights(workdir)
-  return nets["generator"]["params"]
 
 
 def _assert_trees_close(a, b, **tolerance):
@@ -67,24 +62,6 @@ def test_short_run_checkpoints_evaluates_and_draws(tiny_data_dir, tmp_path):
   # The same command again finds the finished run and restores it instead of retraining.
   again = train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=2), workdir)
   assert again["train_steps"] == 2
-
-
-def test_resume_continues_exactly(tiny_data_dir, tmp_path):
-  straight, interrupted = str(tmp_path / "straight"), str(tmp_path / "interrupted")
-  common = dict(checkpoint_every=4, log_every=2, sample_every=100,
-                **{"eval.num_pairs": 4, "optim.constant_steps": 8, "optim.decay_steps": 0})
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=8, **common), straight)
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=4, **common), interrupted)
-  after_four = _generator_params(interrupted)
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=8, **common), interrupted)
-  # Exactly the same parameters: same batches (input position restored), same dropout
-  # masks (RNG from the step), same optimizer moments.
-  _assert_trees_close(_generator_params(interrupted), _generator_params(straight), rtol=0, atol=1e-6)
-  changed = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
-             zip(jax.tree.leaves(after_four), jax.tree.leaves(_generator_params(straight)))]
-  assert max(changed) > 1e-4  # and the last 4 steps did train
-  with open(os.path.join(interrupted, "metrics_history.jsonl")) as f:
-    assert [json.loads(line)["step"] for line in f] == [2, 4, 6, 8]
 
 
 def test_two_devices_equal_one_device(tiny_data_dir):
@@ -123,9 +100,8 @@ def test_two_devices_equal_one_device(tiny_data_dir):
     assert np.mean(diff > 1e-6) < 0.02
 
 
-def test_fine_tuning_starts_from_weights_only(tiny_data_dir, tmp_path):
-  source = str(tmp_path / "source")
-  train.train_and_evaluate(_config(tiny_data_dir, num_train_steps=2), source)
+def test_fine_tuning_starts_from_weights_only(tiny_data_dir, tiny_adgan_run, tmp_path):
+  source = tiny_adgan_run  # tests/conftest.py: a one-step run of this config
   trained, _ = checkpoints.read_weights(source)
 
   config = _config(tiny_data_dir, init_from=source)

@@ -76,8 +76,13 @@ def measure(config, system: systems.System, nets, *, num_swap_people: int = SWAP
   return out
 
 
-def export(workdir: str, output: str, *, config_file: str, num_swap_people: int = SWAP_PEOPLE) -> dict:
-  """Measures the latest checkpoint of `workdir` and writes it to `output` (see the module docstring)."""
+def export(workdir: str, output: str, *, config_file: str, num_swap_people: int = SWAP_PEOPLE,
+           earlier_commands: Sequence[str] = ()) -> dict:
+  """Measures the latest checkpoint of `workdir` and writes it to `output` (see the module docstring).
+
+  earlier_commands: what made the run's `init_from` (a run continuing another), recorded first
+  so that the commands reproduce the weights from nothing.
+  """
   config = inference.run_config(workdir)
   if config is None:
     raise FileNotFoundError(f"{workdir} holds no {checkpoints.CONFIG_FILE}: export a run jaxpose trained")
@@ -103,7 +108,7 @@ def export(workdir: str, output: str, *, config_file: str, num_swap_people: int 
   record = {
       "name": os.path.basename(os.path.abspath(output)),
       "config_file": config_file,
-      "commands": [train_command,
+      "commands": [*earlier_commands, train_command,
                    f"python -m jaxpose.weights.export --workdir {workdir} --output {output} "
                    f"--config_file {config_file}"],
       "seed": int(config.seed),
@@ -125,9 +130,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--output", required=True, help="the weights directory to write")
   parser.add_argument("--config_file", required=True, help="the config file the run used (recorded)")
   parser.add_argument("--swap_people", type=int, default=SWAP_PEOPLE, help="distinct people in the swap measurement")
+  parser.add_argument("--earlier_command", action="append", default=[],
+                      help="a command that made the run's init_from, recorded before the run's own (repeatable)")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
-  record = export(args.workdir, args.output, config_file=args.config_file, num_swap_people=args.swap_people)
+  record = export(args.workdir, args.output, config_file=args.config_file, num_swap_people=args.swap_people,
+                  earlier_commands=args.earlier_command)
   print(json.dumps({k: record[k] for k in ("name", "steps", "sha256", "files", "parameters")}, indent=2))
   print(json.dumps(record["metrics"], indent=2))
   return record
