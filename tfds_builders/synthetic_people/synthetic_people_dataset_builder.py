@@ -38,11 +38,17 @@ class SyntheticPeopleConfig(tfds.core.BuilderConfig):
   first_train_identity: int = 0
   first_test_identity: int | None = None
 
+  @property
+  def train_range(self) -> range:
+    return range(self.first_train_identity, self.first_train_identity + self.train_identities)
+
+  @property
+  def test_range(self) -> range:
+    start = self.train_range.stop if self.first_test_identity is None else self.first_test_identity
+    return range(start, start + self.test_identities)
+
   def __post_init__(self):
-    test_start = (self.first_train_identity + self.train_identities if self.first_test_identity is None
-                  else self.first_test_identity)
-    train = range(self.first_train_identity, self.first_train_identity + self.train_identities)
-    test = range(test_start, test_start + self.test_identities)
+    train, test = self.train_range, self.test_range
     if min(train.stop, test.stop) > max(train.start, test.start):
       raise ValueError(f"{self.name}: train identities {train.start}..{train.stop - 1} overlap test identities "
                        f"{test.start}..{test.stop - 1}")
@@ -89,11 +95,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # Nothing to download: everything is rendered from the seed.
     config = self.builder_config
-    test_start = (config.first_train_identity + config.train_identities if config.first_test_identity is None
-                  else config.first_test_identity)
     return {
-        "train": self._generate_examples("train", config.first_train_identity, config.train_identities),
-        "test": self._generate_examples("test", test_start, config.test_identities),
+        "train": self._generate_examples("train", config.train_range.start, len(config.train_range)),
+        "test": self._generate_examples("test", config.test_range.start, len(config.test_range)),
     }
 
   def _generate_examples(self, split: str, first_identity: int, num_identities: int):

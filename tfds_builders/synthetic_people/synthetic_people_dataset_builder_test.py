@@ -34,7 +34,6 @@ class SyntheticPeopleTest(tfds.testing.DatasetBuilderTestCase):
     test_identities = {test[i]["identity"] for i in range(len(test))}
     self.assertFalse(test_identities & set(identities))
 
-
   def test_identity_ranges(self):
     """A config can take its train people elsewhere and keep another config's test people."""
     lib = synthetic_people_dataset_builder
