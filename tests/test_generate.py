@@ -78,7 +78,7 @@ def test_swap_colour_shift_measures_the_move_toward_the_donor():
   # Swapped regions exactly in the donor's colour: moved all the way.
   full = adgan_system.swap_colour_shift(_swap_arrays(people, people, people[::-1]), groups)
   assert full["region"] == {"rows": 2, "moved": pytest.approx(1.0, abs=1e-2), "closer": 1.0, "others": {},
-                            "others_max": pytest.approx(float("nan"), nan_ok=True)}
+                            "others_max": pytest.approx(float("nan"), nan_ok=True), "regions": "own"}
   # Nothing changed: moved 0, never closer.
   none = adgan_system.swap_colour_shift(_swap_arrays(people, people, people), groups)
   assert none["region"]["moved"] == pytest.approx(0.0) and none["region"]["closer"] == 0.0
@@ -90,6 +90,39 @@ def test_swap_colour_shift_measures_the_move_toward_the_donor():
   arrays = _swap_arrays(people, people, people)
   arrays["donor_rows"]["other"], arrays["swapped"]["other"] = arrays["donor_rows"]["region"], arrays["own"]
   assert adgan_system.swap_colour_shift(arrays, [("other", [0])])["other"]["rows"] == 0
+
+
+def test_rendered_swap_parsing_is_the_renderers_parsing_of_the_swapped_people(tiny_data_dir):
+  import dataclasses
+  from jaxpose.data import parsing as parsing_lib
+  from jaxpose.data import pipeline as pipeline_lib
+  from jaxpose.data import sources
+  from jaxpose.data import synthetic
+  source = sources.pair_source("synthetic_people/tiny", "test", tiny_data_dir)
+  config = synthetic_adgan.get_config("tiny")
+  transform = adgan_system.ADGAN.transform(config, source)
+  indices = adgan_system.distinct_people(source, 3)
+  batch, _ = next(pipeline_lib.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
+  groups = adgan_system.component_groups("upper_clothes;pants,skirt;hair")
+  rows = np.arange(len(indices))
+  # Every person their own donor: the swapped people are the targets themselves.
+  arrays = {"batch": batch, "donor_rows": {name: rows for name, _ in groups}}
+  truth = adgan_system.rendered_swap_parsing(source, indices, arrays, groups, "adgan8")
+  for name, _ in groups:
+    np.testing.assert_array_equal(truth[name], batch["target_parsing"])
+  # Row 0 with row 1's lower garment: the renderer's picture of exactly that.
+  arrays["donor_rows"] = {name: (rows + 1) % len(rows) for name, _ in groups}
+  truth = adgan_system.rendered_swap_parsing(source, indices, arrays, groups, "adgan8")
+  first, second = source[indices[0]], source[indices[1]]
+  expected = synthetic.render_named(0, first["source_name"], first["target_name"], 32, 24,
+                                    [("lower", second["source_name"])])["parsing"]
+  np.testing.assert_array_equal(truth["pants+skirt"][0],
+                                parsing_lib.one_hot(parsing_lib.merge(expected, "lip", "adgan8"), 8))
+  # Pictures the renderer did not draw (or not in this frame) have no rendered truth.
+  assert adgan_system.rendered_swap_parsing(dataclasses.replace(source, name="deepfashion_pose"), indices, arrays,
+                                            groups, "adgan8") is None
+  shifted = dict(arrays, batch=dict(batch, target_parsing=np.roll(batch["target_parsing"], 1, axis=1)))
+  assert adgan_system.rendered_swap_parsing(source, indices, shifted, groups, "adgan8") is None
 
 
 def _config(data_dir, **overrides):
@@ -123,7 +156,7 @@ def test_generate_mode_writes_strips_swap_grid_and_its_measurement(tiny_data_dir
   with open(outputs["component_swap_metrics"]) as f:
     shift = json.load(f)
   assert set(shift) == {"upper_clothes", "pants+skirt", "hair"}
-  assert all(0 <= m["rows"] <= 3 for m in shift.values())
+  assert all(0 <= m["rows"] <= 3 and m["regions"] == "rendered swap" for m in shift.values())
   system, nets, origin = generate.load_generator(_config(tiny_data_dir), trained_run)
   assert system.name == "adgan" and set(nets) == {"generator"} and "frozen" in nets["generator"]
   assert "checkpoint" in origin

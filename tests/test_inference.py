@@ -160,6 +160,16 @@ def test_the_shipped_base_matches_its_checksum_and_loads():
   # The record reproduces itself: its config runs exactly the recorded steps, and its first command says so.
   assert record["config"]["num_train_steps"] == record["steps"]
   assert "configs/synthetic_adgan_base.py" in record["commands"][0]
+  # The recorded config is what the named config file gives (seed, starting point, data, steps).
+  from configs import synthetic_adgan_base
+  path, _, variant = record["config_file"].partition(":")
+  assert path == "configs/synthetic_adgan_base.py"
+  config = synthetic_adgan_base.get_config(variant)
+  for key in ("seed", "init_from", "num_train_steps"):
+    assert record["config"][key] == config[key], key
+  assert record["config"]["data"]["name"] == config.data.name
+  assert f"--workdir {synthetic_adgan_base.stage_workdir(synthetic_adgan_base.stage_of(variant))}" in \
+      record["commands"][-2]
   assert {"ssim", "colour_error_upper", "colour_error_lower"} <= set(record["metrics"]["test"])
   assert set(record["metrics"]["swaps"]) == {"upper_clothes", "pants+skirt", "hair"}
   with np.load(os.path.join(directory, weights.WEIGHTS_FILE)) as stored:

@@ -521,3 +521,32 @@ def test_anime_style_plumbing_determinism_and_swaps():
 
 def _color_distance(a, b) -> float:
   return float(np.linalg.norm(np.subtract(a, b, dtype=float)))
+
+
+def test_render_named_redraws_generate_peoples_pictures_and_their_exact_swaps():
+  people = list(synthetic.generate_people(seed=3, num_identities=2, poses_per_identity=2, height=32, width=24,
+                                          first_identity=40))
+  assert synthetic.parse_name(people[1]["name"]) == ("realistic", 40, 1)
+  assert synthetic.parse_name("anime_id00007_pose02") == ("anime", 7, 2)
+  for person in people:
+    again = synthetic.render_named(3, person["name"], person["name"], 32, 24)
+    np.testing.assert_array_equal(again["image"], person["image"])
+    np.testing.assert_array_equal(again["parsing"], person["parsing"])
+  # Identity 40 in identity 41's second pose, with 41's hair: the same as swapping by hand.
+  swapped = synthetic.render_named(3, people[0]["name"], people[3]["name"], 32, 24, [("hair", people[2]["name"])])
+  person = synthetic.sample_identity(synthetic.identity_rng(3, 40))
+  donor = synthetic.sample_identity(synthetic.identity_rng(3, 41))
+  by_hand = synthetic.render(synthetic.swap_component(person, donor, "hair"),
+                             synthetic.sample_pose(synthetic.pose_rng(3, 41, 1)), 32, 24)
+  np.testing.assert_array_equal(swapped["image"], by_hand["image"])
+  with pytest.raises(ValueError, match="synth_id00042_pose03"):
+    synthetic.parse_name("img_0001.jpg")
+
+
+def test_components_of_labels_names_the_renderer_component_behind_parsing_labels():
+  assert synthetic.components_of_labels(["pants", "skirt"]) == ("lower",)
+  assert synthetic.components_of_labels(["hat", "hair"]) == ("hair",)
+  assert synthetic.components_of_labels(["leg", "face"]) == ("shoes", "skin")  # adgan8's leg holds the shoes
+  assert synthetic.components_of_labels(["upper_clothes"]) == ("upper_clothes",)
+  with pytest.raises(ValueError, match="no renderer component"):
+    synthetic.components_of_labels(["gloves"])

@@ -142,6 +142,18 @@ def build(name: str, data_dir: str | None, manual_dir: str) -> bool:
   return True
 
 
+def render_seed(source: PairSource) -> int | None:
+  """The seed `jaxpose.data.synthetic` rendered `source`'s people from (a synthetic_people
+  dataset: `synthetic.render_named` redraws any of its pictures, swapped or not), else None."""
+  dataset, _, config_name = source.name.partition("/")
+  if dataset != "synthetic_people":
+    return None
+  module = importlib.import_module(DATASETS[dataset][0])
+  configs = {c.name: c for c in module.Builder.BUILDER_CONFIGS}
+  config = configs.get(config_name or module.Builder.BUILDER_CONFIGS[0].name)
+  return None if config is None else int(config.seed)
+
+
 def pair_source(name: str, split: str, data_dir: str | None = None) -> PairSource:
   """Opens split `split` of dataset `name` ("dataset" or "dataset/config") as pairs.
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 import math
-from typing import Callable, Iterator
+import re
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -57,6 +58,31 @@ UPPER_CLOTHES_LABELS = (LIP["upper_clothes"], LIP["coat"])
 LOWER_LABELS = (LIP["pants"], LIP["skirt"])
 """LIP labels a lower garment of this renderer can carry."""
 
+
+# The renderer's component behind each parsing label, by name in LIP and in ADGAN's 8 components
+# (`jaxpose.data.parsing`): a hat goes with the hair, shoes with the legs in ADGAN's "leg".
+_LABEL_COMPONENTS = {
+    "background": ("background",), "hat": ("hair",), "hair": ("hair",),
+    "upper_clothes": ("upper_clothes",), "dress": ("upper_clothes",), "coat": ("upper_clothes",),
+    "pants": ("lower",), "skirt": ("lower",),
+    "face": ("skin",), "arm": ("skin",), "left_arm": ("skin",), "right_arm": ("skin",),
+    "leg": ("skin", "shoes"), "left_leg": ("skin",), "right_leg": ("skin",),
+    "left_shoe": ("shoes",), "right_shoe": ("shoes",), "socks": ("shoes",),
+}
+
+
+def components_of_labels(labels: Iterable[str]) -> tuple[str, ...]:
+  """The `COMPONENTS` that paint parsing labels `labels` (LIP or adgan8 names), in `COMPONENTS` order.
+
+  E.g. ("pants", "skirt") -> ("lower",): swapping a person's pants and skirt for
+  a donor's is, in the renderer, taking the donor's lower garment.
+  """
+  labels = list(labels)
+  unknown = [name for name in labels if name not in _LABEL_COMPONENTS]
+  if unknown:
+    raise ValueError(f"parsing labels {unknown} have no renderer component; known: {sorted(_LABEL_COMPONENTS)}")
+  wanted = {c for name in labels for c in _LABEL_COMPONENTS[name]}
+  return tuple(c for c in COMPONENTS if c in wanted)
 
 @dataclasses.dataclass(frozen=True)
 class Identity:
@@ -1656,6 +1682,40 @@ def identity_rng(seed: int, identity: int, style: str = "realistic") -> np.rando
 def pose_rng(seed: int, identity: int, pose_index: int) -> np.random.Generator:
   """The generator that draws pose `pose_index` of identity `identity`."""
   return np.random.default_rng((_POSE_STREAM, seed, identity, pose_index))
+
+
+_NAME = re.compile(r"^(synth|anime)_id(\d+)_pose(\d+)$")
+
+
+def parse_name(name: str) -> tuple[str, int, int]:
+  """'synth_id00042_pose03' -> ('realistic', 42, 3): a `generate_people` picture's style, identity, pose."""
+  match = _NAME.match(name)
+  if not match:
+    raise ValueError(f"{name!r} is not a synthetic picture's name; expected e.g. 'synth_id00042_pose03' "
+                     "or 'anime_id00007_pose01'")
+  prefix, identity, pose_index = match.groups()
+  return ("anime" if prefix == "anime" else "realistic"), int(identity), int(pose_index)
+
+
+def render_named(seed: int, person: str, pose: str, height: int, width: int,
+                 swaps: Iterable[tuple[str, str]] = ()) -> dict:
+  """Person `person` in picture `pose`'s pose, with components taken from donors: the exact
+  answer to a pose transfer or a component swap of `generate_people(seed, ...)` pictures.
+
+  Args:
+    person, pose: picture names (`parse_name`): whose appearance, whose pose.
+    swaps: (component, donor picture name) pairs, `COMPONENTS` names, applied in order.
+
+  Returns: `render`'s dict.
+  """
+  style, identity_index, _ = parse_name(person)
+  _, pose_identity, pose_index = parse_name(pose)
+  identity = sample_identity(identity_rng(seed, identity_index, style), style)
+  for component, donor in swaps:
+    donor_style, donor_index, _ = parse_name(donor)
+    identity = swap_component(identity, sample_identity(identity_rng(seed, donor_index, donor_style), donor_style),
+                              component)
+  return render(identity, sample_pose(pose_rng(seed, pose_identity, pose_index)), height, width)
 
 
 def generate_people(seed: int, num_identities: int, poses_per_identity: int, height: int, width: int,

@@ -36,6 +36,8 @@ from jaxpose import visualize
 from jaxpose import weights as weights_lib
 from jaxpose.data import parsing as parsing_lib
 from jaxpose.data import pipeline as pipeline_lib
+from jaxpose.data import sources as sources_lib
+from jaxpose.data import synthetic
 from jaxpose.metrics import region_colour
 from jaxpose.models import adgan as adgan_lib
 from jaxpose.models import vgg as vgg_lib
@@ -244,7 +246,8 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     outputs = {"component_swap": visualize.save_png(os.path.join(out_dir, "component_swap.png"),
                                                     component_swap_grid(arrays, groups))}
     logging.info("Wrote the component swap grid %s", outputs["component_swap"])
-    shift = swap_colour_shift(arrays, groups)
+    shift = swap_colour_shift(arrays, groups, rendered_swap_parsing(source, indices, arrays, groups,
+                                                                    self.config.data.parsing_merge))
     for name, m in shift.items():
       logging.info("Swap %-14s over %2d rows: region colour moved %+.0f%% of the way to the donor's, closer in "
                    "%.0f%%; other regions moved at most %.0f%%", name, m["rows"], 100 * m["moved"],
@@ -344,18 +347,67 @@ def measure_swaps(pipe, source, transform, groups: Sequence[tuple[str, list[int]
   """`swap_colour_shift` over up to `num_people` distinct people of `source`, each swapped with others."""
   indices = distinct_people(source, num_people)
   batch, _ = next(pipeline_lib.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
-  return swap_colour_shift(component_swaps(pipe, batch, groups), groups)
+  arrays = component_swaps(pipe, batch, groups)
+  return swap_colour_shift(arrays, groups,
+                           rendered_swap_parsing(source, indices, arrays, groups, transform.parsing_merge))
 
 
-def swap_colour_shift(arrays: dict, groups: Sequence[tuple[str, list[int]]], min_pixels: int = 20) -> dict:
+def rendered_swap_parsing(source, indices: Sequence[int], arrays: dict, groups: Sequence[tuple[str, list[int]]],
+                          label_set: str) -> dict | None:
+  """Where the swapped components truly lie, for people the synthetic renderer drew.
+
+  Each row (pair `indices[r]` of `source`) re-rendered in its target pose with
+  group g taken from its donor (`arrays['donor_rows']`, `component_swaps`):
+  {group: (R, H, W, K) one-hot parsing in `label_set`, the batch's}. None when
+  `source` is not rendered people (`sources.render_seed`), or when the
+  re-rendered targets are not the batch's (another renderer version, another
+  frame): the swaps are then measured on the person's own regions.
+  """
+  seed = sources_lib.render_seed(source)
+  if seed is None:
+    return None
+  target_parsing = np.asarray(arrays["batch"]["target_parsing"])
+  pairs = [source[i] for i in indices]
+  height, width = target_parsing.shape[1:3]
+
+  def rendered(row, swaps=()):
+    labels = synthetic.render_named(seed, pairs[row]["source_name"], pairs[row]["target_name"], height, width,
+                                    swaps)["parsing"]
+    return parsing_lib.one_hot(parsing_lib.merge(labels, "lip", label_set), target_parsing.shape[-1])
+
+  if not all(np.array_equal(rendered(r), target_parsing[r]) for r in range(len(pairs))):
+    logging.warning("Swaps of %s measured on the people's own regions: its pictures are not this renderer's",
+                    source.name)
+    return None
+  names = parsing_lib.LABEL_SETS[label_set]
+  out = {}
+  for name, members in groups:
+    components = synthetic.components_of_labels(names[m] for m in members)
+    donors = arrays["donor_rows"][name]
+    out[name] = np.stack([rendered(r, [(c, pairs[donors[r]]["source_name"]) for c in components])
+                          for r in range(len(pairs))])
+  logging.info("Swaps measured on the regions the renderer gives the swapped people (%s, seed %d)", source.name, seed)
+  return out
+
+
+def swap_colour_shift(arrays: dict, groups: Sequence[tuple[str, list[int]]],
+                      swapped_parsing: Mapping[str, np.ndarray] | None = None, min_pixels: int = 20) -> dict:
   """`jaxpose.metrics.region_colour.swap_colour_shift` of `component_swap_grid`'s arrays.
 
-  Returns {group: {'rows', 'moved', 'closer', 'others', 'others_max'}}: how far
-  the swapped region's colour moved from the person's to the donor's (the
-  donor's measured on its source picture), and how far the other groups'
-  regions moved toward the donor's colours there.
+  swapped_parsing: where each group's swapped person's regions truly are
+  (`rendered_swap_parsing`); default the person's own regions.
+
+  Returns {group: {'rows', 'moved', 'closer', 'others', 'others_max', 'regions'}}:
+  how far the swapped region's colour moved from the person's to the donor's
+  (the donor's measured on its source picture), how far the other groups'
+  regions moved toward the donor's colours there, and which regions the swapped
+  images were measured on ('rendered swap' or 'own').
   """
   batch = arrays["batch"]
-  return region_colour.swap_colour_shift(
+  shift = region_colour.swap_colour_shift(
       arrays["own"], arrays["swapped"], arrays["donor_rows"], visualize.to_uint8(batch["source_image"]),
-      batch["source_parsing"], batch["target_parsing"], groups, min_pixels=min_pixels)
+      batch["source_parsing"], batch["target_parsing"], groups, swapped_parsing=swapped_parsing,
+      min_pixels=min_pixels)
+  for entry in shift.values():
+    entry["regions"] = "own" if swapped_parsing is None else "rendered swap"
+  return shift
