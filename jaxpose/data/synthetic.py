@@ -84,6 +84,7 @@ def components_of_labels(labels: Iterable[str]) -> tuple[str, ...]:
   wanted = {c for name in labels for c in _LABEL_COMPONENTS[name]}
   return tuple(c for c in COMPONENTS if c in wanted)
 
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
   """What stays the same across one person's photos. Colours are (r, g, b) in 0..255.
