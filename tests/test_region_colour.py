@@ -113,9 +113,8 @@ def test_exact_synthetic_swaps_score_near_1_on_their_true_regions():
   from jaxpose.systems import adgan as adgan_system
   groups = adgan_system.component_groups("upper_clothes;pants,skirt;hair")
   rows, seed = 40, 0
-  person = [synthetic.parse_name(f"synth_id{k:05d}_pose00") for k in range(400, 400 + rows)]
-  names = [f"synth_id{k:05d}_pose00" for _, k, _ in person]
-  poses = [f"synth_id{k:05d}_pose01" for _, k, _ in person]
+  names = [f"synth_id{k:05d}_pose00" for k in range(400, 400 + rows)]
+  poses = [f"synth_id{k:05d}_pose01" for k in range(400, 400 + rows)]
 
   def one_hot(labels):
     return parsing_lib.one_hot(parsing_lib.merge(labels, "lip", "adgan8"), 8)

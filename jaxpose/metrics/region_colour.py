@@ -182,10 +182,9 @@ def swap_colour_shift(own: np.ndarray, swapped: Mapping[str, np.ndarray], donor_
   donor_images = _check_images("donor_images", donor_images)
   colours, members_of = {}, {name: list(members) for name, members in groups}
   for name, members in groups:
-    target_mask = region_mask(target_parsing, members)
     donor_colour, donor_pixels = region_mean_colour(donor_images, region_mask(donor_parsing, members))
-    own_colour, target_pixels = region_mean_colour(own, target_mask)
-    colours[name] = (target_mask, donor_colour, donor_pixels, own_colour, target_pixels)
+    own_colour, target_pixels = region_mean_colour(own, region_mask(target_parsing, members))
+    colours[name] = (donor_colour, donor_pixels, own_colour, target_pixels)
   out = {}
   for name, _ in groups:
     if name not in swapped:
@@ -195,7 +194,7 @@ def swap_colour_shift(own: np.ndarray, swapped: Mapping[str, np.ndarray], donor_
     if np.shape(regions) != np.shape(target_parsing):
       raise ValueError(f"swapped_parsing[{name!r}]: expected shape {np.shape(target_parsing)}, "
                        f"got {np.shape(regions)}")
-    target_mask, donor_colour, donor_pixels, own_colour, target_pixels = colours[name]
+    donor_colour, donor_pixels, own_colour, target_pixels = colours[name]
     swap_colour, swap_pixels = region_mean_colour(swapped[name], region_mask(regions, members_of[name]))
     present = (target_pixels >= min_pixels) & (donor_pixels[donors] >= min_pixels) & (swap_pixels >= min_pixels)
     d_own = np.linalg.norm(own_colour - donor_colour[donors], axis=-1)[present]
@@ -207,7 +206,7 @@ def swap_colour_shift(own: np.ndarray, swapped: Mapping[str, np.ndarray], donor_
     for other, _ in groups:
       if other == name:
         continue
-      _, o_donor, o_donor_pixels, o_own, o_pixels = colours[other]
+      o_donor, o_donor_pixels, o_own, o_pixels = colours[other]
       o_swap, o_swap_pixels = region_mean_colour(swapped[name], region_mask(regions, members_of[other]))
       o_present = (o_pixels >= min_pixels) & (o_donor_pixels[donors] >= min_pixels) & (o_swap_pixels >= min_pixels)
       if not o_present.any():
