@@ -62,6 +62,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # Generated positions per CX chunk (0 = all at once). Bounds the O((HW)^2)
   # similarity matrix: relu3_2 at 256x176 is 2816 x 2816 per image.
   config.loss.cx_chunk_size = 0
+  # Not in the official ADGAN (0 = off): an extra L1 that weighs every parsing region of
+  # every target alike (losses.region_l1_loss); the synthetic base's later stages use it.
+  config.loss.region_l1 = 0.0
 
   config.optim.learning_rate = 1e-3
   config.optim.b1 = 0.5

@@ -92,6 +92,29 @@ def test_l1_and_lsgan_match_numpy():
   np.testing.assert_allclose(float(losses.lsgan_loss(a, False)), (a**2).mean(), rtol=1e-6)
 
 
+def test_region_l1_weights_each_region_of_each_image_alike():
+  rng = np.random.default_rng(5)
+  a = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
+  b = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
+  labels = rng.integers(0, 3, size=(2, 6, 5))
+  labels[1][labels[1] == 2] = 0  # region 2 is empty in image 1: it must not count there
+  parsing = np.eye(4, dtype=np.float32)[labels]  # region 3 is empty everywhere
+  # Loop reference: one mean absolute error per non-empty (image, region), then their mean.
+  errors = [np.abs(a[i] - b[i])[labels[i] == k].mean() for i in range(2) for k in range(4) if (labels[i] == k).any()]
+  assert len(errors) == 5
+  np.testing.assert_allclose(float(losses.region_l1_loss(a, b, parsing)), np.mean(errors), rtol=1e-5)
+  # A one-pixel region weighs as much as the rest of the image put together.
+  one = np.zeros((1, 6, 5, 2), np.float32)
+  one[..., 0] = 1
+  one[0, 0, 0] = (0, 1)
+  wrong = np.zeros((1, 6, 5, 3), np.float32)
+  wrong[0, 0, 0] = 1.0
+  np.testing.assert_allclose(float(losses.region_l1_loss(wrong, np.zeros_like(wrong), one)), 0.5, rtol=1e-6)
+  np.testing.assert_allclose(float(losses.l1_loss(wrong, np.zeros_like(wrong))), 1 / 30, rtol=1e-6)
+  # With no region at all the loss is 0, not NaN.
+  assert float(losses.region_l1_loss(a, b, np.zeros((2, 6, 5, 4), np.float32))) == 0.0
+
+
 def test_bce_gan_loss_matches_pytorch_bceloss_formula():
   logits = np.array([-200.0, -3.0, 0.0, 2.5, 150.0], np.float32)
   p = 1 / (1 + np.exp(-logits.astype(np.float64)))

@@ -18,6 +18,7 @@ import pytest
 
 from configs import synthetic_adgan
 from jaxpose import checkpoints
+from jaxpose import losses
 from jaxpose import sharding
 from jaxpose import systems
 from jaxpose import train
@@ -98,6 +99,32 @@ def test_two_devices_equal_one_device(tiny_data_dir):
                            for a, b in zip(jax.tree.leaves(new_1), jax.tree.leaves(new_2))])
     assert diff.max() <= 2 * config.optim.learning_rate * 2
     assert np.mean(diff > 1e-6) < 0.02
+
+
+def test_region_l1_joins_the_generator_loss_with_its_weight(tiny_data_dir):
+  config = _config(tiny_data_dir, **{"loss.region_l1": 2.0})
+  keys = systems.get(config.model).batch_keys(config)
+  assert "target_parsing" in keys and "target_parsing" not in systems.get(config.model).batch_keys(
+      _config(tiny_data_dir))
+  data = train.open_data(config)
+  shapes = train.example_batch_shapes(data.transform, keys)
+  rng = np.random.default_rng(1)
+  batch = {k: rng.uniform(-1, 1, (4,) + s.shape[1:]).astype(np.float32) for k, s in shapes.items()}
+  labels = rng.integers(0, shapes["target_parsing"].shape[-1], (4,) + shapes["target_parsing"].shape[1:3])
+  batch["target_parsing"] = np.eye(shapes["target_parsing"].shape[-1], dtype=np.float32)[labels]
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  engine = train.build(config, mesh, data)
+  state = engine.create()
+  fake = engine.system.generate(jax.device_get(state.nets), batch)["image"]
+  expected = float(losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"]))
+  _, metrics = engine.step(state, sharding.to_global_arrays(batch, mesh))
+  metrics = jax.device_get(metrics)
+  np.testing.assert_allclose(metrics["g_region_l1"], expected, rtol=1e-4)
+  weights = config.loss
+  total = (weights.l1 * metrics["g_l1"] + weights.perceptual * metrics["g_perceptual"] + weights.cx * metrics["g_cx"]
+           + 2.0 * metrics["g_region_l1"] + weights.gan * metrics["g_gan"])
+  np.testing.assert_allclose(metrics["g_total"], total, rtol=1e-5)
+  assert "g_region_l1" in dict(engine.system.loss_panels())["generator"]
 
 
 def test_fine_tuning_starts_from_weights_only(tiny_data_dir, tiny_adgan_run, tmp_path):

@@ -71,7 +71,8 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
 
   @classmethod
   def batch_keys(cls, config) -> tuple[str, ...]:
-    return ("source_image", "target_image", "target_pose", "source_parsing")
+    keys = ("source_image", "target_image", "target_pose", "source_parsing")
+    return keys + ("target_parsing",) if config.loss.get("region_l1", 0.0) else keys
 
   @classmethod
   def check(cls, config, source) -> None:
@@ -195,18 +196,23 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
 
   def extra_generator_terms(self, state, fake, batch):
     loss_cfg = self.config.loss
+    terms = {}
+    if loss_cfg.get("region_l1", 0.0):
+      terms["g_region_l1"] = (loss_cfg.region_l1,
+                              losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"]))
     if not loss_cfg.cx:
-      return {}
+      return terms
     cx_net, cx_vars = ((self.cx_vgg, state.frozen["cx_vgg"]) if self.cx_vgg is not None
                        else (self.loss_vgg, state.frozen["loss_vgg"]))
     value = losses.contextual_feature_loss(cx_net, cx_vars, fake, batch["target_image"], layers=CX_LAYERS,
                                            sigma=loss_cfg.cx_sigma, b=loss_cfg.cx_b,
                                            chunk_size=loss_cfg.cx_chunk_size or None)
-    return {"g_cx": (loss_cfg.cx, value)}
+    return {**terms, "g_cx": (loss_cfg.cx, value)}
 
   def loss_panels(self):
+    region = ("g_region_l1",) if self.config.loss.get("region_l1", 0.0) else ()
     return (("discriminators", ("d_pb", "d_pp")),
-            ("generator", ("g_total", "g_l1", "g_perceptual", "g_gan")),
+            ("generator", ("g_total", "g_l1", *region, "g_perceptual", "g_gan")),
             ("contextual (CX)", ("g_cx",)))
 
   # ---------------------------------------------------------------- generation
