@@ -74,9 +74,6 @@ class LearnedDetector:
     return detector_lib.keypoint_detector(self.model, self.variables, self.threshold, self.image_size)
 
 
-sha256 = weights_lib.file_sha256
-
-
 def save(directory: str, variables: Any, info: dict) -> dict:
   """Writes detector.npz and detector.json (info plus format, hyperparameters, size, checksum) -> the JSON dict."""
   os.makedirs(directory, exist_ok=True)
@@ -87,7 +84,7 @@ def save(directory: str, variables: Any, info: dict) -> dict:
   info = {"format": FORMAT, "module": "jaxpose.models.pose_detector.ResnetPoseDetector",
           "hyperparameters": detector_lib.hparams_from_variables(variables),
           "parameters": int(sum(v.size for v in flat.values())), **info,
-          "sha256": {WEIGHTS_FILE: sha256(weights_path)}}
+          "sha256": {WEIGHTS_FILE: weights_lib.file_sha256(weights_path)}}
   with open(os.path.join(directory, INFO_FILE), "w") as f:
     json.dump(info, f, indent=2, sort_keys=True)
     f.write("\n")
@@ -108,7 +105,7 @@ def _from_directory(directory: str) -> LearnedDetector:
   if info.get("format") != FORMAT:
     raise ValueError(f"{info_path}: format {info.get('format')!r}, expected {FORMAT}")
   expected = info.get("sha256", {}).get(WEIGHTS_FILE)
-  actual = sha256(weights_path)
+  actual = weights_lib.file_sha256(weights_path)
   if expected != actual:
     raise ValueError(f"{weights_path}: SHA-256 {actual} does not match {expected} recorded in {info_path} "
                      "(a damaged or replaced file)")
