@@ -48,6 +48,11 @@ from jaxpose.systems import dual_discriminator
 CX_LAYERS = ("relu3_2", "relu4_2")
 
 
+def region_l1_weight(config) -> float:
+  """config.loss.region_l1, 0 (off) for configs from before it existed (older runs' config.json)."""
+  return float(config.loss.get("region_l1", 0.0))
+
+
 def _is_official_file(path: str) -> bool:
   return bool(path) and path.endswith(".pth")
 
@@ -72,7 +77,7 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
   @classmethod
   def batch_keys(cls, config) -> tuple[str, ...]:
     keys = ("source_image", "target_image", "target_pose", "source_parsing")
-    return keys + ("target_parsing",) if config.loss.get("region_l1", 0.0) else keys
+    return keys + ("target_parsing",) if region_l1_weight(config) else keys
 
   @classmethod
   def check(cls, config, source) -> None:
@@ -196,9 +201,9 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
 
   def extra_generator_terms(self, state, fake, batch):
     loss_cfg = self.config.loss
-    terms = {}
-    if loss_cfg.get("region_l1", 0.0):
-      terms["g_region_l1"] = (loss_cfg.region_l1,
+    terms, region_weight = {}, region_l1_weight(self.config)
+    if region_weight:
+      terms["g_region_l1"] = (region_weight,
                               losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"]))
     if not loss_cfg.cx:
       return terms
@@ -210,7 +215,7 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     return {**terms, "g_cx": (loss_cfg.cx, value)}
 
   def loss_panels(self):
-    region = ("g_region_l1",) if self.config.loss.get("region_l1", 0.0) else ()
+    region = ("g_region_l1",) if region_l1_weight(self.config) else ()
     return (("discriminators", ("d_pb", "d_pp")),
             ("generator", ("g_total", "g_l1", *region, "g_perceptual", "g_gan")),
             ("contextual (CX)", ("g_cx",)))
