@@ -1688,6 +1688,11 @@ def pose_rng(seed: int, identity: int, pose_index: int) -> np.random.Generator:
 _NAME = re.compile(r"^(synth|anime)_id(\d+)_pose(\d+)$")
 
 
+def picture_name(style: str, identity: int, pose_index: int) -> str:
+  """('realistic', 42, 3) -> 'synth_id00042_pose03': the name `generate_people` gives, `parse_name`'s inverse."""
+  return f"{'anime' if style == 'anime' else 'synth'}_id{identity:05d}_pose{pose_index:02d}"
+
+
 def parse_name(name: str) -> tuple[str, int, int]:
   """'synth_id00042_pose03' -> ('realistic', 42, 3): a `generate_people` picture's style, identity, pose."""
   match = _NAME.match(name)
@@ -1736,10 +1741,9 @@ def generate_people(seed: int, num_identities: int, poses_per_identity: int, hei
   """
   if seed < 0 or first_identity < 0:
     raise ValueError(f"seed and first_identity must be non-negative, got {seed} and {first_identity}")
-  prefix = "anime" if style == "anime" else "synth"
   for k in range(first_identity, first_identity + num_identities):
     identity = sample_identity(identity_rng(seed, k, style), style)
     for j in range(poses_per_identity):
       person = render(identity, sample_pose(pose_rng(seed, k, j)), height, width)
-      person.update(identity=k, pose_index=j, name=f"{prefix}_id{k:05d}_pose{j:02d}")
+      person.update(identity=k, pose_index=j, name=picture_name(style, k, j))
       yield person
