@@ -1,7 +1,7 @@
 """CPU speed of the ADGAN generator: forward, and forward + backward of an L1 loss.
 
   .venv/bin/python benchmarks/adgan_speed.py [--iters 3] [--batch 1] [--height 256] [--width 176] \
-      [--cpu_convolutions eigen] [--malloc_as_is]
+      [--cpu_convolutions default] [--malloc_as_is]
 
 Builds ADGANGenerator at the official defaults, jits it, warms up (compilation
 excluded), then prints seconds per iteration next to the official PyTorch
@@ -11,7 +11,7 @@ adgan.md section 6: forward ~4.2 s, forward + backward 6.6-7.3 s, batch 1,
 with numpy from the model's abstract shapes, which avoids compiling the random
 initialisers. The CPU runtime is set up as `jaxpose.main` does
 (`jaxpose.cpu_runtime`: malloc keeps freed memory unless --malloc_as_is;
---cpu_convolutions picks XLA:CPU's convolution library). Not a test.
+--cpu_convolutions picks XLA:CPU's convolution library, Eigen as the configs). Not a test.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main():
   parser.add_argument("--height", type=int, default=256)
   parser.add_argument("--width", type=int, default=176)
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-  parser.add_argument("--cpu_convolutions", default="default", choices=cpu_runtime.CONVOLUTION_LIBRARIES)
+  parser.add_argument("--cpu_convolutions", default="eigen", choices=cpu_runtime.CONVOLUTION_LIBRARIES)
   parser.add_argument("--malloc_as_is", action="store_true", help="leave glibc malloc's settings alone")
   args = parser.parse_args()
   runtime = [cpu_runtime.use_convolution_library(args.cpu_convolutions)]

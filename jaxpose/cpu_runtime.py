@@ -16,16 +16,20 @@ high-water mark of memory until it exits, as with tcmalloc or jemalloc.
 `config.keep_freed_host_memory` (default on). Non-glibc systems are left alone.
 
 `use_convolution_library(name)`: which library runs XLA:CPU's convolutions
-(`config.cpu_convolutions`). 'default' leaves XLA's choice (YNNPACK in jaxlib
-0.10); 'eigen' routes convolutions to XLA's Eigen kernels, which on this
-project's CPUs run ADGAN's convolutions 2-3x faster forward and 4-8x faster
-for kernel gradients, and sum kernel gradients more accurately (closer to a
-float64 reference). The numbers are the same sums, so results differ from the
-default in float32 rounding only; every recorded reference (the pinned
-trajectories in tests/data) was computed with 'default', which therefore stays
-the default. XLA reads its flags once, when the backend starts: the choice
-must be made before the first computation, as `jaxpose.main` does (or by
-setting XLA_FLAGS in the environment).
+(`config.cpu_convolutions`). 'eigen' (the default) routes convolutions to
+XLA's Eigen kernels; 'default' leaves XLA's choice (YNNPACK in jaxlib 0.10).
+On this project's 2-core CPUs YNNPACK computes ADGAN's convolutions 2-4x more
+slowly forward and up to 15x more slowly for kernel gradients (a 3x3 128->128
+layer at 128x88, batch 2: forward 0.43 s against 0.10 s, kernel gradient 2.0 s
+against 0.14 s), so the official-width ADGAN step at 128x88 takes 16.9 s on
+it and 9.1 s on Eigen (README, Benchmarks). The numbers are the same sums in
+another order: results differ in float32 rounding only, and Eigen's kernel
+gradients lie closer to a float64 reference. The test suite keeps XLA's own
+choice, under which its recorded trajectories (tests/data) were computed, and
+checks that Eigen follows them. XLA reads its flags once, when the backend
+starts: the choice takes effect only when made before the first computation,
+as `jaxpose.main` does (or by setting XLA_FLAGS in the environment); later,
+`configure` says in the log that it was not applied.
 """
 
 from __future__ import annotations
@@ -99,8 +103,19 @@ def use_convolution_library(name: str) -> str:
 
 
 def configure(config) -> list[str]:
-  """Both settings from a config (`keep_freed_host_memory`, `cpu_convolutions`); -> log lines."""
-  lines = [use_convolution_library(config.get("cpu_convolutions", "default"))]
+  """Both settings from a config (`keep_freed_host_memory`, `cpu_convolutions`); -> log lines.
+
+  Both are about speed only. A library asked for after XLA started (training
+  from a notebook or a test that computed something first) cannot take effect;
+  the run goes on with the library XLA started with, and the first line says so.
+  """
+  name = config.get("cpu_convolutions", "eigen")
+  try:
+    lines = [use_convolution_library(name)]
+  except RuntimeError:
+    lines = [f"config.cpu_convolutions={name!r} not applied: XLA started before it was set (XLA reads its "
+             f"flags once); {use_convolution_library('default')}. Run through python -m jaxpose.main, or set "
+             f"XLA_FLAGS={EIGEN_CONVOLUTIONS_FLAG} before the first JAX computation"]
   if config.get("keep_freed_host_memory", True):
     lines.append(keep_freed_memory())
   return lines

@@ -22,6 +22,11 @@ import jax  # noqa: E402
 # Tests build the same small engines many times: share compiled executables.
 jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+# Start XLA now, with its own convolution library (YNNPACK), under which the recorded
+# trajectories were computed. The configs ask for Eigen's (config.cpu_convolutions), which
+# would otherwise take effect in whichever test of a worker first starts XLA through `train`;
+# test_cpu_runtime.py checks in fresh processes that Eigen follows the same trajectory.
+jax.devices()
 
 import pytest  # noqa: E402  (after the XLA_FLAGS set-up above)
 

@@ -19,7 +19,8 @@ def test_anime_transfer_workflow(tiny_data_dir, tiny_adgan_run, tmp_path):
   # configs/synthetic_adgan_base.py:tiny), exported as the shipped base was.
   stage1 = "python -m jaxpose.main --config configs/synthetic_adgan_base.py --workdir runs/stage1"
   record = export.export(tiny_adgan_run, str(tmp_path / "base_weights"), earlier_commands=[stage1],
-                         config_file="configs/synthetic_adgan_base.py:more_people", num_swap_people=3)
+                         config_file="configs/synthetic_adgan_base.py:more_people", num_swap_people=3,
+                         swap_donors=1)
   # The commands reproduce the weights from nothing: what made init_from first, then this run, then the export.
   assert record["commands"][0] == stage1 and "synthetic_adgan_base.py:more_people" in record["commands"][1]
   assert "jaxpose.weights.export" in record["commands"][2] and f'--earlier_command "{stage1}"' in record["commands"][2]

@@ -71,6 +71,56 @@ def test_convolution_library_is_checked_and_cannot_change_after_start(monkeypatc
   assert os.environ["XLA_FLAGS"] == cpu_runtime.EIGEN_CONVOLUTIONS_FLAG
 
 
+def test_configure_after_start_says_the_library_was_not_applied(monkeypatch):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  jax.devices()  # the backend has started, with XLA's own library
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+  config = ml_collections.ConfigDict({"cpu_convolutions": "eigen", "keep_freed_host_memory": False})
+  lines = cpu_runtime.configure(config)
+  assert len(lines) == 1 and "'eigen' not applied" in lines[0] and "YNNPACK" in lines[0]
+  assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
+  config.cpu_convolutions = "mkl"
+  with pytest.raises(ValueError, match="cpu_convolutions must be one of"):
+    cpu_runtime.configure(config)
+
+
+# Three logged steps of synthetic_adgan:tiny, trained in a fresh process as jaxpose.main does
+# (configure before XLA starts), under the test-wide XLA flags the trajectories were recorded with.
+_TRAINING_PROGRAM = """
+import json, os, sys
+from configs import synthetic_adgan
+from jaxpose import cpu_runtime
+config = synthetic_adgan.get_config("tiny")
+config.data.data_dir = sys.argv[1]
+config.cpu_convolutions = sys.argv[2]
+config.update_from_flattened_dict({"num_train_steps": 3, "log_every": 1, "checkpoint_every": 3,
+                                   "sample_every": 3, "optim.constant_steps": 20, "optim.decay_steps": 0,
+                                   "eval.num_pairs": 2})
+line = cpu_runtime.configure(config)[0]
+from jaxpose import train
+train.train_and_evaluate(config, sys.argv[3])
+with open(os.path.join(sys.argv[3], "metrics_history.jsonl")) as f:
+  print(json.dumps({"line": line, "rows": [json.loads(l) for l in f]}))
+"""
+
+
+def test_eigen_training_follows_the_recorded_trajectory(tiny_data_dir, tmp_path):
+  """The configs' default library trains as XLA's own did, to float32 rounding: the first
+  three logged steps of the recorded synthetic_adgan:tiny trajectory (tests/data)."""
+  with open(os.path.join(ROOT, "tests", "data", "reference_trajectories.json")) as f:
+    expected = json.load(f)["synthetic_adgan:tiny"][:3]
+  env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}  # XLA_FLAGS: conftest's
+  out = subprocess.run([sys.executable, "-c", _TRAINING_PROGRAM, tiny_data_dir, "eigen", str(tmp_path / "run")],
+                       capture_output=True, text=True, env=env, check=False, cwd=ROOT)
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert "Eigen" in result["line"]
+  assert [r["step"] for r in result["rows"]] == [r["step"] for r in expected]
+  for row, reference in zip(result["rows"], expected):
+    for key, value in reference.items():
+      assert row[key] == pytest.approx(value, rel=5e-4, abs=1e-6), (row["step"], key, row[key], value)
+
+
 def test_freed_memory_is_reused_without_page_faults():
   line = cpu_runtime.keep_freed_memory()
   assert line == cpu_runtime.keep_freed_memory()  # applied once

@@ -125,6 +125,44 @@ def test_rendered_swap_parsing_is_the_renderers_parsing_of_the_swapped_people(ti
   assert adgan_system.rendered_swap_parsing(source, indices, shifted, groups, "adgan8") is None
 
 
+def test_measure_swaps_with_more_donors_pools_each_donors_rows(tiny_data_dir, tiny_adgan_run):
+  """Several donors per person: every (person, donor) pair is a row, no one is their own donor,
+  and the pooled means are the row-weighted means of the single-donor measurements."""
+  from jaxpose.data import pipeline as pipeline_lib
+  from jaxpose.data import sources
+  source = sources.pair_source("synthetic_people/tiny", "test", tiny_data_dir)
+  pipe = jaxpose.load(tiny_adgan_run)
+  transform = adgan_system.ADGAN.transform(pipe.system.config, source)
+  groups = adgan_system.component_groups("upper_clothes;pants,skirt;hair")
+  people = len(adgan_system.distinct_people(source, 8))
+  assert people >= 3, "the tiny test split needs 3 people for 2 donors each"
+  pooled = adgan_system.measure_swaps(pipe, source, transform, groups, people, donors_per_person=2)
+  indices = adgan_system.distinct_people(source, people)
+  batch, _ = next(pipeline_lib.eval_batches(source, batch_size=people, transform=transform, indices=indices))
+  parts = []
+  donors_of = {name: [] for name, _ in groups}
+  for shift in (0, 1):
+    arrays = adgan_system.component_swaps(pipe, batch, groups, donor_shift=shift)
+    for name, _ in groups:
+      assert not np.any(arrays["donor_rows"][name] == np.arange(people)), (name, shift)
+      donors_of[name].append(arrays["donor_rows"][name])
+    parts.append(adgan_system.swap_colour_shift(
+        arrays, groups, adgan_system.rendered_swap_parsing(source, indices, arrays, groups, "adgan8")))
+  for name, _ in groups:
+    assert np.all(donors_of[name][0] != donors_of[name][1]), f"{name}: each person's 2 donors differ"
+    rows = [p[name]["rows"] for p in parts]
+    assert pooled[name]["rows"] == sum(rows) and pooled[name]["people"] == people
+    assert pooled[name]["donors_per_person"] == 2 and pooled[name]["regions"] == "rendered swap"
+    if sum(rows):
+      for key in ("moved", "closer"):
+        expected = sum(p[name][key] * r for p, r in zip(parts, rows) if r) / sum(rows)
+        np.testing.assert_allclose(pooled[name][key], expected, rtol=1e-5, err_msg=f"{name} {key}")
+  with pytest.raises(ValueError, match="distinct people"):
+    adgan_system.measure_swaps(pipe, source, transform, groups, people, donors_per_person=people)
+  with pytest.raises(ValueError, match="at least 1"):
+    adgan_system.measure_swaps(pipe, source, transform, groups, people, donors_per_person=0)
+
+
 def _config(data_dir, **overrides):
   config = synthetic_adgan.get_config("tiny")
   config.data.data_dir = data_dir

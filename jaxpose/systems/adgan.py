@@ -319,9 +319,11 @@ def swapped_inputs(batch: dict, donors: np.ndarray, members: Sequence[int]) -> d
           "target_pose": np.asarray(batch["target_pose"])}
 
 
-def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]]) -> dict:
+def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]], donor_shift: int = 0) -> dict:
   """Each row's person (a pair's source) in its target pose, as is and with each
-  component group taken from another row's person (row r + j + 1 for group j).
+  component group taken from another row's person: for group j, row r + 1 +
+  (j + donor_shift) mod (R - 1), modulo R, never r itself; donor_shift 0, 1,
+  ..., R - 2 give each group R - 1 different donors.
 
   pipe: a `jaxpose.inference.Pipeline` (its batched `generate` and
   `generate_components`, the calls behind `transfer` and `swap`); batch: model
@@ -330,10 +332,12 @@ def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]]) 
   {group: (R,) donor row} and the 'batch'.
   """
   rows = len(batch["source_image"])
+  if rows < 2:
+    raise ValueError(f"component swaps need at least 2 people (one donates to the other); got {rows}")
   own = pipe.generate(batch)
   swapped, donor_rows = {}, {}
   for j, (name, members) in enumerate(groups):
-    donors = (np.arange(rows) + j + 1) % rows
+    donors = (np.arange(rows) + 1 + (j + donor_shift) % (rows - 1)) % rows
     swapped[name], donor_rows[name] = pipe.generate_components(swapped_inputs(batch, donors, members)), donors
   return {"own": own, "swapped": swapped, "donor_rows": donor_rows, "batch": batch}
 
@@ -354,13 +358,41 @@ def component_swap_grid(arrays: dict, groups: Sequence[tuple[str, list[int]]]) -
   return visualize.grid(grid_rows, column_titles=titles)
 
 
-def measure_swaps(pipe, source, transform, groups: Sequence[tuple[str, list[int]]], num_people: int) -> dict:
-  """`swap_colour_shift` over up to `num_people` distinct people of `source`, each swapped with others."""
+def measure_swaps(pipe, source, transform, groups: Sequence[tuple[str, list[int]]], num_people: int,
+                  donors_per_person: int = 1) -> dict:
+  """`swap_colour_shift` over up to `num_people` distinct people of `source`, each swapped with
+  `donors_per_person` others per group (every (person, donor) pair is a row).
+
+  A test split holds few distinct people (50 in the synthetic base's), and a
+  small region such as hair is large enough to measure in about half of them:
+  one donor each left 24 hair rows, whose mean moved by several points from one
+  training stage to the next. More donors per person measure the same people
+  on more swaps.
+  """
+  if donors_per_person < 1:
+    raise ValueError(f"donors_per_person must be at least 1, got {donors_per_person}")
   indices = distinct_people(source, num_people)
-  batch, _ = next(pipeline_lib.eval_batches(source, batch_size=len(indices), transform=transform, indices=indices))
-  arrays = component_swaps(pipe, batch, groups)
-  return swap_colour_shift(arrays, groups,
-                           rendered_swap_parsing(source, indices, arrays, groups, transform.parsing_merge))
+  rows = len(indices)
+  if donors_per_person >= rows:
+    raise ValueError(f"{donors_per_person} donors per person need {donors_per_person + 1} distinct people; "
+                     f"{source.name} gave {rows}")
+  batch, _ = next(pipeline_lib.eval_batches(source, batch_size=rows, transform=transform, indices=indices))
+  repeats = [component_swaps(pipe, batch, groups, donor_shift=k) for k in range(donors_per_person)]
+  rendered = [rendered_swap_parsing(source, indices, arrays, groups, transform.parsing_merge) for arrays in repeats]
+  names = [name for name, _ in groups]
+  # Rows of all repeats side by side; donor rows still index the people's own pictures.
+  target_parsing = np.concatenate([np.asarray(batch["target_parsing"])] * donors_per_person)
+  shift = region_colour.swap_colour_shift(
+      np.concatenate([a["own"] for a in repeats]),
+      {n: np.concatenate([a["swapped"][n] for a in repeats]) for n in names},
+      {n: np.concatenate([a["donor_rows"][n] for a in repeats]) for n in names},
+      visualize.to_uint8(batch["source_image"]), batch["source_parsing"], target_parsing, groups,
+      swapped_parsing=None if any(r is None for r in rendered) else
+      {n: np.concatenate([r[n] for r in rendered]) for n in names})
+  for entry in shift.values():
+    entry["regions"] = "own" if any(r is None for r in rendered) else "rendered swap"
+    entry["people"], entry["donors_per_person"] = rows, donors_per_person
+  return shift
 
 
 def rendered_swap_parsing(source, indices: Sequence[int], arrays: dict, groups: Sequence[tuple[str, list[int]]],

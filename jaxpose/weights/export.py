@@ -37,6 +37,7 @@ from jaxpose.systems import adgan as adgan_system
 
 SWAP_GROUPS = "upper_clothes;pants,skirt;hair"
 SWAP_PEOPLE = 50
+SWAP_DONORS = 5  # per person and group: 250 swaps of each group from 50 people
 
 
 def _version(package: str) -> str:
@@ -60,7 +61,7 @@ def run_test_metrics(workdir: str, steps: int) -> dict | None:
 
 
 def measure(config, system: systems.System, nets, *, num_swap_people: int = SWAP_PEOPLE,
-            test_metrics: dict | None = None) -> dict:
+            swap_donors: int = SWAP_DONORS, test_metrics: dict | None = None) -> dict:
   """The run's test-split metrics (measured unless `test_metrics` gives them) and, with a style
   code, its component swaps."""
   mesh = sharding_lib.make_mesh()
@@ -72,12 +73,12 @@ def measure(config, system: systems.System, nets, *, num_swap_people: int = SWAP
   if system.component_names():
     pipe = inference.Pipeline(system, nets)
     groups = adgan_system.component_groups(SWAP_GROUPS, config.data.parsing_merge)
-    out["swaps"] = adgan_system.measure_swaps(pipe, test, transform, groups, num_swap_people)
+    out["swaps"] = adgan_system.measure_swaps(pipe, test, transform, groups, num_swap_people, swap_donors)
   return out
 
 
 def export(workdir: str, output: str, *, config_file: str, num_swap_people: int = SWAP_PEOPLE,
-           earlier_commands: Sequence[str] = ()) -> dict:
+           swap_donors: int = SWAP_DONORS, earlier_commands: Sequence[str] = ()) -> dict:
   """Measures the latest checkpoint of `workdir` and writes it to `output` (see the module docstring).
 
   earlier_commands: what made the run's `init_from` (a run continuing another), recorded first
@@ -97,7 +98,8 @@ def export(workdir: str, output: str, *, config_file: str, num_swap_people: int 
   test_metrics = run_test_metrics(workdir, steps)
   if test_metrics is not None:
     logging.info("Test metrics: the run's own metrics.json (step %d)", steps)
-  measured = measure(config, system, generation, num_swap_people=num_swap_people, test_metrics=test_metrics)
+  measured = measure(config, system, generation, num_swap_people=num_swap_people, swap_donors=swap_donors,
+                     test_metrics=test_metrics)
   train_command = f"python -m jaxpose.main --config {config_file} --workdir {workdir}"
   if steps != config.num_train_steps:
     # An earlier checkpoint of the run: a run stopped there holds the same weights (the
@@ -130,11 +132,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--output", required=True, help="the weights directory to write")
   parser.add_argument("--config_file", required=True, help="the config file the run used (recorded)")
   parser.add_argument("--swap_people", type=int, default=SWAP_PEOPLE, help="distinct people in the swap measurement")
+  parser.add_argument("--swap_donors", type=int, default=SWAP_DONORS,
+                      help="donors per person and component group in the swap measurement")
   parser.add_argument("--earlier_command", action="append", default=[],
                       help="a command that made the run's init_from, recorded before the run's own (repeatable)")
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
   record = export(args.workdir, args.output, config_file=args.config_file, num_swap_people=args.swap_people,
+                  swap_donors=args.swap_donors,
                   earlier_commands=args.earlier_command)
   print(json.dumps({k: record[k] for k in ("name", "steps", "sha256", "files", "parameters")}, indent=2))
   print(json.dumps(record["metrics"], indent=2))
