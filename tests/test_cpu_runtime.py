@@ -106,19 +106,21 @@ with open(os.path.join(sys.argv[3], "metrics_history.jsonl")) as f:
 
 def test_eigen_training_follows_the_recorded_trajectory(tiny_data_dir, tmp_path):
   """The configs' default library trains as XLA's own did, to float32 rounding: the first
-  three logged steps of the recorded synthetic_adgan:tiny trajectory (tests/data)."""
+  logged steps of the recorded synthetic_adgan:tiny trajectory (tests/data)."""
   with open(os.path.join(ROOT, "tests", "data", "reference_trajectories.json")) as f:
-    expected = json.load(f)["synthetic_adgan:tiny"][:3]
+    expected = json.load(f)["synthetic_adgan:tiny"][:2]
   env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}  # XLA_FLAGS: conftest's
   out = subprocess.run([sys.executable, "-c", _TRAINING_PROGRAM, tiny_data_dir, "eigen", str(tmp_path / "run")],
                        capture_output=True, text=True, env=env, check=False, cwd=ROOT)
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
   assert "Eigen" in result["line"]
-  assert [r["step"] for r in result["rows"]] == [r["step"] for r in expected]
+  assert [r["step"] for r in result["rows"]] == [1, 2, 3]
+  # The first two steps, as tests/test_systems.py checks another CPU's run against the
+  # recording (from the third, the tiny GAN amplifies rounding differences).
   for row, reference in zip(result["rows"], expected):
     for key, value in reference.items():
-      assert row[key] == pytest.approx(value, rel=5e-4, abs=1e-6), (row["step"], key, row[key], value)
+      assert row[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (row["step"], key, row[key], value)
 
 
 def test_freed_memory_is_reused_without_page_faults():
