@@ -319,7 +319,8 @@ def swapped_inputs(batch: dict, donors: np.ndarray, members: Sequence[int]) -> d
           "target_pose": np.asarray(batch["target_pose"])}
 
 
-def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]], donor_shift: int = 0) -> dict:
+def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]], donor_shift: int = 0,
+                    own: np.ndarray | None = None) -> dict:
   """Each row's person (a pair's source) in its target pose, as is and with each
   component group taken from another row's person: for group j, row r + 1 +
   (j + donor_shift) mod (R - 1), modulo R, never r itself; donor_shift 0, 1,
@@ -329,12 +330,12 @@ def component_swaps(pipe, batch: dict, groups: Sequence[tuple[str, list[int]]], 
   `generate_components`, the calls behind `transfer` and `swap`); batch: model
   inputs of the rows (`jaxpose.data.pipeline.eval_batches`). Returns 'own'
   (R, H, W, 3) generated as is, 'swapped' {group: (R, H, W, 3)}, 'donor_rows'
-  {group: (R,) donor row} and the 'batch'.
+  {group: (R,) donor row} and the 'batch'; `own` given (an earlier call's) is not generated again.
   """
   rows = len(batch["source_image"])
   if rows < 2:
     raise ValueError(f"component swaps need at least 2 people (one donates to the other); got {rows}")
-  own = pipe.generate(batch)
+  own = pipe.generate(batch) if own is None else own
   swapped, donor_rows = {}, {}
   for j, (name, members) in enumerate(groups):
     donors = (np.arange(rows) + 1 + (j + donor_shift) % (rows - 1)) % rows
@@ -377,20 +378,20 @@ def measure_swaps(pipe, source, transform, groups: Sequence[tuple[str, list[int]
     raise ValueError(f"{donors_per_person} donors per person need {donors_per_person + 1} distinct people; "
                      f"{source.name} gave {rows}")
   batch, _ = next(pipeline_lib.eval_batches(source, batch_size=rows, transform=transform, indices=indices))
-  repeats = [component_swaps(pipe, batch, groups, donor_shift=k) for k in range(donors_per_person)]
+  repeats = [component_swaps(pipe, batch, groups)]
+  repeats += [component_swaps(pipe, batch, groups, donor_shift=k, own=repeats[0]["own"])
+              for k in range(1, donors_per_person)]
   rendered = [rendered_swap_parsing(source, indices, arrays, groups, transform.parsing_merge) for arrays in repeats]
   names = [name for name, _ in groups]
-  # Rows of all repeats side by side; donor rows still index the people's own pictures.
-  target_parsing = np.concatenate([np.asarray(batch["target_parsing"])] * donors_per_person)
-  shift = region_colour.swap_colour_shift(
-      np.concatenate([a["own"] for a in repeats]),
-      {n: np.concatenate([a["swapped"][n] for a in repeats]) for n in names},
-      {n: np.concatenate([a["donor_rows"][n] for a in repeats]) for n in names},
-      visualize.to_uint8(batch["source_image"]), batch["source_parsing"], target_parsing, groups,
-      swapped_parsing=None if any(r is None for r in rendered) else
-      {n: np.concatenate([r[n] for r in rendered]) for n in names})
+  # All repeats' rows side by side: the targets repeat, while donor rows still index the
+  # people's own pictures (the batch's sources).
+  pooled = {"own": np.concatenate([a["own"] for a in repeats]),
+            "swapped": {n: np.concatenate([a["swapped"][n] for a in repeats]) for n in names},
+            "donor_rows": {n: np.concatenate([a["donor_rows"][n] for a in repeats]) for n in names},
+            "batch": {**batch, "target_parsing": np.concatenate([np.asarray(batch["target_parsing"])] * len(repeats))}}
+  truth = None if any(r is None for r in rendered) else {n: np.concatenate([r[n] for r in rendered]) for n in names}
+  shift = swap_colour_shift(pooled, groups, truth)
   for entry in shift.values():
-    entry["regions"] = "own" if any(r is None for r in rendered) else "rendered swap"
     entry["people"], entry["donors_per_person"] = rows, donors_per_person
   return shift
 
