@@ -23,14 +23,17 @@ def l1_loss(predictions: jax.Array, targets: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(predictions.astype(jnp.float32) - targets.astype(jnp.float32)))
 
 
-def region_l1_loss(predictions: jax.Array, targets: jax.Array, parsing: jax.Array) -> jax.Array:
+def region_l1_loss(predictions: jax.Array, targets: jax.Array, parsing: jax.Array,
+                   region_weights: jax.Array | None = None) -> jax.Array:
   """L1 with every region of every image weighted alike (our design; no official system has it).
 
-  predictions, targets: (B, H, W, C); parsing: (B, H, W, K) one-hot (or soft) region masks.
+  predictions, targets: (B, H, W, C); parsing: (B, H, W, K) one-hot (or soft) region masks;
+  region_weights: optional (K,) weight of each region kind (default all 1).
   Each image's region k contributes its own mean absolute error
-  sum_hw m * |p - t| / (C * sum_hw m); the result is the mean over the (image, region)
-  pairs whose region is not empty. A region of 20 pixels (hair at 64x44) then counts as
-  much as the background, where the plain L1 gives it 20 / (H * W) of the weight.
+  e_bk = sum_hw m * |p - t| / (C * sum_hw m); the result is the weighted mean
+  sum w_k e_bk / sum w_k over the (image, region) pairs whose region is not empty. A
+  region of 20 pixels (hair at 64x44) then counts as much as the background, where the
+  plain L1 gives it 20 / (H * W) of the weight; a weight of 4 on it counts it four times.
   """
   predictions, targets = predictions.astype(jnp.float32), targets.astype(jnp.float32)
   parsing = parsing.astype(jnp.float32)
@@ -38,8 +41,14 @@ def region_l1_loss(predictions: jax.Array, targets: jax.Array, parsing: jax.Arra
   pixels = jnp.sum(parsing, axis=(1, 2))  # (B, K)
   summed = jnp.einsum("bhw,bhwk->bk", error, parsing)
   present = pixels > 0
+  weights = jnp.ones(pixels.shape[-1], jnp.float32) if region_weights is None else jnp.asarray(
+      region_weights, jnp.float32)
+  if weights.shape != pixels.shape[-1:]:
+    raise ValueError(f"region_weights: expected shape ({pixels.shape[-1]},), one per parsing region; "
+                     f"got {weights.shape}")
+  counted = jnp.where(present, weights, 0.0)  # (B, K)
   per_region = jnp.where(present, summed / jnp.where(present, pixels, 1.0), 0.0)
-  return jnp.sum(per_region) / jnp.maximum(jnp.sum(present), 1)
+  return jnp.sum(counted * per_region) / jnp.maximum(jnp.sum(counted), 1e-12)
 
 
 def lsgan_loss(discriminator_output: jax.Array, target_is_real: bool) -> jax.Array:

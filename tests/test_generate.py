@@ -77,7 +77,9 @@ def test_swap_colour_shift_measures_the_move_toward_the_donor():
   people = [(200, 0, 0), (0, 0, 200)]  # each person's own colour, also their source image's
   # Swapped regions exactly in the donor's colour: moved all the way.
   full = adgan_system.swap_colour_shift(_swap_arrays(people, people, people[::-1]), groups)
-  assert full["region"] == {"rows": 2, "moved": pytest.approx(1.0, abs=1e-2), "closer": 1.0, "others": {},
+  assert full["region"] == {"rows": 2, "moved": pytest.approx(1.0, abs=1e-2),
+                            "moved_median": pytest.approx(1.0, abs=1e-2), "moved_total": pytest.approx(1.0, abs=1e-2),
+                            "closer": 1.0, "others": {},
                             "others_max": pytest.approx(float("nan"), nan_ok=True), "regions": "own"}
   # Nothing changed: moved 0, never closer.
   none = adgan_system.swap_colour_shift(_swap_arrays(people, people, people), groups)

@@ -115,6 +115,26 @@ def test_region_l1_weights_each_region_of_each_image_alike():
   assert float(losses.region_l1_loss(a, b, np.zeros((2, 6, 5, 4), np.float32))) == 0.0
 
 
+def test_region_l1_weights_count_each_region_kind_that_many_times():
+  rng = np.random.default_rng(6)
+  a = rng.normal(size=(3, 6, 5, 3)).astype(np.float32)
+  b = rng.normal(size=(3, 6, 5, 3)).astype(np.float32)
+  labels = rng.integers(0, 3, size=(3, 6, 5))
+  labels[2][labels[2] == 1] = 0  # region 1 is empty in image 2: its weight must not count there
+  parsing = np.eye(4, dtype=np.float32)[labels]
+  weights = np.array([1.0, 4.0, 0.5, 7.0], np.float32)  # region 3 is empty everywhere
+  # Loop reference: each non-empty (image, region)'s mean absolute error, weighted by its kind.
+  terms = [(weights[k], np.abs(a[i] - b[i])[labels[i] == k].mean())
+           for i in range(3) for k in range(4) if (labels[i] == k).any()]
+  expected = sum(w * e for w, e in terms) / sum(w for w, _ in terms)
+  np.testing.assert_allclose(float(losses.region_l1_loss(a, b, parsing, weights)), expected, rtol=1e-5)
+  # All-equal weights are the unweighted loss, whatever their value.
+  np.testing.assert_allclose(float(losses.region_l1_loss(a, b, parsing, np.full(4, 3.0))),
+                             float(losses.region_l1_loss(a, b, parsing)), rtol=1e-6)
+  with pytest.raises(ValueError, match=r"expected shape \(4,\)"):
+    losses.region_l1_loss(a, b, parsing, np.ones(3))
+
+
 def test_bce_gan_loss_matches_pytorch_bceloss_formula():
   logits = np.array([-200.0, -3.0, 0.0, 2.5, 150.0], np.float32)
   p = 1 / (1 + np.exp(-logits.astype(np.float64)))

@@ -71,12 +71,29 @@ def test_swap_colour_shift_measures_the_swapped_region_and_what_leaked_into_the_
   result = region_colour.swap_colour_shift(own, {"top": top_swapped, "bottom": bottom_unchanged}, donors,
                                            own, parsing, parsing, GROUPS)
   assert result["top"]["moved"] == pytest.approx(1.0) and result["top"]["closer"] == 1.0
+  assert result["top"]["moved_total"] == pytest.approx(1.0) and result["top"]["moved_median"] == pytest.approx(1.0)
   assert result["top"]["others"] == {"bottom": pytest.approx(0.25)}
   assert result["top"]["others_max"] == pytest.approx(0.25)
   assert result["bottom"]["moved"] == pytest.approx(0.0) and result["bottom"]["closer"] == 0.0
   assert result["bottom"]["others"]["top"] == pytest.approx(0.0)
   with pytest.raises(ValueError, match="no swapped images"):
     region_colour.swap_colour_shift(own, {"top": top_swapped}, donors, own, parsing, parsing, GROUPS)
+
+
+def test_moved_total_weighs_rows_by_how_far_the_donor_is():
+  # Row 0's donor is 200 levels away and the swap closes 150 of them; row 1's donor differs by
+  # 4 levels and the swap lands 8 levels past the person's side: ratios 0.75 and -2.
+  tops = [(200, 0, 0), (100, 100, 100)]
+  bottoms = [(0, 0, 0), (0, 0, 0)]
+  own, parsing = _people(tops, bottoms)
+  donor_images, _ = _people([(200, 0, 200), (104, 100, 100)], bottoms)
+  swapped, _ = _people([(200, 0, 150), (92, 100, 100)], bottoms)
+  result = region_colour.swap_colour_shift(own, {"top": swapped}, {"top": np.array([0, 1])}, donor_images,
+                                           parsing, parsing, GROUPS[:1])["top"]
+  assert result["moved"] == pytest.approx((0.75 - 2.0) / 2)
+  assert result["moved_median"] == pytest.approx((0.75 - 2.0) / 2)
+  assert result["moved_total"] == pytest.approx((150 - 8) / (200 + 4))
+  assert result["closer"] == 0.5
 
 
 def test_swap_colour_shift_measures_swapped_images_on_their_true_regions():

@@ -23,6 +23,7 @@ from jaxpose import sharding
 from jaxpose import systems
 from jaxpose import train
 from jaxpose.models import adgan
+from jaxpose.systems import adgan as adgan_system
 import torch_writer
 
 
@@ -103,6 +104,9 @@ def test_two_devices_equal_one_device(tiny_data_dir):
 
 def test_region_l1_joins_the_generator_loss_with_its_weight(tiny_data_dir):
   config = _config(tiny_data_dir, **{"loss.region_l1": 2.0})
+  config.loss.region_l1_weights = {"hair": 3.0, "background": 0.5}  # stage 14's knob, checked on the way
+  region_weights = np.ones(8, np.float32)
+  region_weights[[0, 2]] = (0.5, 3.0)  # adgan8: background 0, hair 2
   keys = systems.get(config.model).batch_keys(config)
   assert "target_parsing" in keys and "target_parsing" not in systems.get(config.model).batch_keys(
       _config(tiny_data_dir))
@@ -116,7 +120,8 @@ def test_region_l1_joins_the_generator_loss_with_its_weight(tiny_data_dir):
   engine = train.build(config, mesh, data)
   state = engine.create()
   fake = engine.system.generate(jax.device_get(state.nets), batch)["image"]
-  expected = float(losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"]))
+  expected = float(losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"], region_weights))
+  assert abs(expected - float(losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"]))) > 1e-4
   _, metrics = engine.step(state, sharding.to_global_arrays(batch, mesh))
   metrics = jax.device_get(metrics)
   np.testing.assert_allclose(metrics["g_region_l1"], expected, rtol=1e-4)
@@ -125,6 +130,19 @@ def test_region_l1_joins_the_generator_loss_with_its_weight(tiny_data_dir):
            + 2.0 * metrics["g_region_l1"] + weights.gan * metrics["g_gan"])
   np.testing.assert_allclose(metrics["g_total"], total, rtol=1e-5)
   assert "g_region_l1" in dict(engine.system.loss_panels())["generator"]
+
+
+def test_region_l1_weights_name_components_or_fail_clearly(tiny_data_dir):
+  config = _config(tiny_data_dir, **{"loss.region_l1": 1.0})
+  assert adgan_system.region_l1_weights(config) is None  # unset: every region alike
+  config.loss.region_l1_weights = {"hair": 4.0}
+  np.testing.assert_array_equal(adgan_system.region_l1_weights(config), [1, 1, 4, 1, 1, 1, 1, 1])
+  config.loss.region_l1_weights = {"hat": 4.0}
+  with pytest.raises(ValueError, match=r"names \['hat'\].*'upper_clothes'"):
+    train.open_data(config)  # the system's check, before any compiling
+  config.loss.region_l1_weights = {"hair": -1.0}
+  with pytest.raises(ValueError, match="must be >= 0"):
+    adgan_system.region_l1_weights(config)
 
 
 def test_fine_tuning_starts_from_weights_only(tiny_data_dir, tiny_adgan_run, tmp_path):

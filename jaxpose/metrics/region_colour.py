@@ -171,10 +171,14 @@ def swap_colour_shift(own: np.ndarray, swapped: Mapping[str, np.ndarray], donor_
       swapped parsing each have at least this many pixels of it.
 
   Returns:
-    {group: {'rows', 'moved', 'closer', 'others': {other group: moved toward
-    the donor}, 'others_max'}}. 'moved' is the mean over rows of (d_own -
-    d_swap) / d_own, d = distance to the donor's colour (0: no change, 1: the
-    donor's colour exactly); 'closer' the fraction of rows that got closer;
+    {group: {'rows', 'moved', 'moved_median', 'moved_total', 'closer', 'others':
+    {other group: moved toward the donor}, 'others_max'}}. 'moved' is the mean
+    over rows of (d_own - d_swap) / d_own, d = distance to the donor's colour
+    (0: no change, 1: the donor's colour exactly), and 'moved_median' their
+    median; 'moved_total' is sum (d_own - d_swap) / sum d_own, the distance
+    closed over all rows (the aggregate 'others' uses), which a row whose
+    person and donor differ by a few levels cannot swing the way its ratio
+    swings the mean; 'closer' the fraction of rows that got closer;
     'others'[o] is sum |swapped - own| / sum |donor - own| of region o over the
     rows where o is present (0: untouched, 1: moved by as much as a full swap
     of o would) and 'others_max' the largest of them.
@@ -199,8 +203,11 @@ def swap_colour_shift(own: np.ndarray, swapped: Mapping[str, np.ndarray], donor_
     present = (target_pixels >= min_pixels) & (donor_pixels[donors] >= min_pixels) & (swap_pixels >= min_pixels)
     d_own = np.linalg.norm(own_colour - donor_colour[donors], axis=-1)[present]
     d_swap = np.linalg.norm(swap_colour - donor_colour[donors], axis=-1)[present]
+    moved = (d_own - d_swap) / np.maximum(d_own, 1e-6)
     entry = {"rows": int(present.sum()),
-             "moved": float(np.mean((d_own - d_swap) / np.maximum(d_own, 1e-6))) if present.any() else float("nan"),
+             "moved": float(np.mean(moved)) if present.any() else float("nan"),
+             "moved_median": float(np.median(moved)) if present.any() else float("nan"),
+             "moved_total": float(np.sum(d_own - d_swap) / max(np.sum(d_own), 1e-9)) if present.any() else float("nan"),
              "closer": float(np.mean(d_swap < d_own)) if present.any() else float("nan"),
              "others": {}}
     for other, _ in groups:

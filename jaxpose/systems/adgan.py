@@ -53,6 +53,23 @@ def region_l1_weight(config) -> float:
   return float(config.loss.get("region_l1", 0.0))
 
 
+def region_l1_weights(config) -> np.ndarray | None:
+  """(K,) weight of each `config.data.parsing_merge` region in the region L1, from
+  config.loss.region_l1_weights ({component name: weight}, others 1); None (all alike) when unset."""
+  spec = config.loss.get("region_l1_weights")
+  if not spec:
+    return None
+  names = parsing_lib.LABEL_SETS[config.data.parsing_merge]
+  unknown = sorted(set(spec) - set(names))
+  if unknown:
+    raise ValueError(f"config.loss.region_l1_weights names {unknown}; the {config.data.parsing_merge} "
+                     f"components are {list(names)}")
+  weights = np.array([float(spec.get(name, 1.0)) for name in names], np.float32)
+  if (weights < 0).any() or not weights.any():
+    raise ValueError(f"config.loss.region_l1_weights must be >= 0 and not all 0; got {dict(spec)}")
+  return weights
+
+
 def _is_official_file(path: str) -> bool:
   return bool(path) and path.endswith(".pth")
 
@@ -88,6 +105,7 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     if config.data.parsing_merge != "adgan8":
       raise ValueError(f"ADGAN's component encoder takes the 8 ADGAN parsing components: set "
                        f"config.data.parsing_merge='adgan8' (it is {config.data.parsing_merge!r})")
+    region_l1_weights(config)  # a misnamed region fails here, before any compiling
 
   # ---------------------------------------------------------------- weights
 
@@ -204,7 +222,8 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     terms, region_weight = {}, region_l1_weight(self.config)
     if region_weight:
       terms["g_region_l1"] = (region_weight,
-                              losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"]))
+                              losses.region_l1_loss(fake, batch["target_image"], batch["target_parsing"],
+                                                    region_l1_weights(self.config)))
     if not loss_cfg.cx:
       return terms
     cx_net, cx_vars = ((self.cx_vgg, state.frozen["cx_vgg"]) if self.cx_vgg is not None
@@ -260,9 +279,10 @@ class ADGAN(dual_discriminator.DualDiscriminatorGAN):
     shift = swap_colour_shift(arrays, groups, rendered_swap_parsing(source, indices, arrays, groups,
                                                                     self.config.data.parsing_merge))
     for name, m in shift.items():
-      logging.info("Swap %-14s over %2d rows: region colour moved %+.0f%% of the way to the donor's, closer in "
-                   "%.0f%%; other regions moved at most %.0f%%", name, m["rows"], 100 * m["moved"],
-                   100 * m["closer"], 100 * m["others_max"])
+      logging.info("Swap %-14s over %2d rows: region colour moved %+.0f%% of the way to the donor's (mean of "
+                   "the rows; %+.0f%% of their total distance), closer in %.0f%%; other regions moved at most "
+                   "%.0f%%", name, m["rows"], 100 * m["moved"], 100 * m["moved_total"], 100 * m["closer"],
+                   100 * m["others_max"])
     outputs["component_swap_metrics"] = os.path.join(out_dir, "component_swap_metrics.json")
     with open(outputs["component_swap_metrics"], "w") as f:
       json.dump(shift, f, indent=2)
