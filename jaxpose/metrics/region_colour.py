@@ -203,13 +203,13 @@ def swap_colour_shift(own: np.ndarray, swapped: Mapping[str, np.ndarray], donor_
     present = (target_pixels >= min_pixels) & (donor_pixels[donors] >= min_pixels) & (swap_pixels >= min_pixels)
     d_own = np.linalg.norm(own_colour - donor_colour[donors], axis=-1)[present]
     d_swap = np.linalg.norm(swap_colour - donor_colour[donors], axis=-1)[present]
-    moved = (d_own - d_swap) / np.maximum(d_own, 1e-6)
     entry = {"rows": int(present.sum()),
-             "moved": float(np.mean(moved)) if present.any() else float("nan"),
-             "moved_median": float(np.median(moved)) if present.any() else float("nan"),
-             "moved_total": float(np.sum(d_own - d_swap) / max(np.sum(d_own), 1e-9)) if present.any() else float("nan"),
-             "closer": float(np.mean(d_swap < d_own)) if present.any() else float("nan"),
-             "others": {}}
+             **dict.fromkeys(("moved", "moved_median", "moved_total", "closer"), float("nan")), "others": {}}
+    if present.any():
+      moved = (d_own - d_swap) / np.maximum(d_own, 1e-6)
+      entry.update(moved=float(np.mean(moved)), moved_median=float(np.median(moved)),
+                   moved_total=float(np.sum(d_own - d_swap) / max(np.sum(d_own), 1e-9)),
+                   closer=float(np.mean(d_swap < d_own)))
     for other, _ in groups:
       if other == name:
         continue
